@@ -1,0 +1,28 @@
+"""Shared fixtures: the real data in ../shared (skipped with a clear message when absent)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+REAL_SCENE = SHARED_DATA / "nuscenes-mini-scene-0916"
+
+
+def require_shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real data not found at {path} (it lives in ../shared/data beside the checkout; CI has it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_scene_root() -> Path:
+    return require_shared(REAL_SCENE)
+
+
+@pytest.fixture(scope="session")
+def real_nusc(real_scene_root):
+    from nuscenes.nuscenes import NuScenes
+
+    return NuScenes(version="v1.0-mini", dataroot=str(real_scene_root), verbose=False)
