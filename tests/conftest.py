@@ -26,3 +26,19 @@ def real_nusc(real_scene_root):
     from nuscenes.nuscenes import NuScenes
 
     return NuScenes(version="v1.0-mini", dataroot=str(real_scene_root), verbose=False)
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """A small synthetic v1.0-mini dataset (3 scenes, no images) shared by the tests."""
+    from trackssm_lib.synth import generate_dataset
+
+    return generate_dataset(tmp_path_factory.mktemp("synth") / "nusc", version="v1.0-mini", n_scenes=3, seed=7,
+                            images=False, progress=False)
+
+
+@pytest.fixture(scope="session")
+def synth_nusc(synth_root):
+    from trackssm_lib.nuscenes_db import load_nuscenes
+
+    return load_nuscenes(synth_root, "v1.0-mini")

@@ -1,0 +1,33 @@
+# Quick start: `make report` (pipeline on the embedded synthetic default, or NUSC_ROOT=... for real nuScenes)
+# and `make test`. Both create or update .venv by themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?= configs/report_demo.yaml
+
+.PHONY: venv test report bench clean-report
+
+venv: $(STAMP)
+
+# torch first (the CPU wheel; an unpinned torch would pull GBs of CUDA packages), then the package with the
+# pinned, mutually compatible versions of constraints.txt so that no later install can move numpy.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
+	$(PY) -m pip check
+	@touch $(STAMP)
+
+test: venv
+	$(PY) -m pytest -q
+
+report: venv
+	$(PY) -m trackssm_lib report --profile $(PROFILE) \
+		$(if $(NUSC_ROOT),--dataroot $(NUSC_ROOT)) $(if $(NUSC_VERSION),--version $(NUSC_VERSION))
+
+bench: venv
+	$(PY) bench/prep_speed.py
+
+clean-report:
+	rm -rf book/_build book/chapters outputs

@@ -1,0 +1,251 @@
+"""Export nuScenes scenes as MOTChallenge-style sequences, one per (scene, camera), at the camera's frame rate.
+
+Layout per sequence ``OUT/<split>/<scene>_<CAMERA>/``: ``gt/gt.txt`` (``frame,track_id,x,y,w,h,1,class_id,
+visibility,-1``), ``gt/ids.csv``, ``frames.csv``, ``seqinfo.ini``; plus ``OUT/seqmaps/<split>.txt``,
+``OUT/stats.json`` and ``OUT/export.json`` (the settings, so a rerun cannot mix settings). Each sequence is
+written to a temporary folder and renamed into place; a rerun skips complete sequences unless ``overwrite``.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from trackssm_lib.constants import CAMERA_FPS, CLASS_NAMES, IMAGE_HEIGHT, IMAGE_WIDTH
+from trackssm_lib.frames import camera_frames, check_cameras, get_scene, scene_annotations
+from trackssm_lib.interpolation import FrameBoxes, SequenceFrames, check_interp, sequence_boxes
+from trackssm_lib.nuscenes_db import DataError, load_nuscenes
+from trackssm_lib.projection import CLIP_MODES
+from trackssm_lib.splits import available_splits, scene_split_map
+
+_WORKER_NUSC = None  # the database shared with forked workers
+
+
+def sequence_name(scene_name: str, camera: str) -> str:
+    return f"{scene_name}_{camera}"
+
+
+def assign_track_ids(boxes: FrameBoxes) -> tuple[np.ndarray, list[str]]:
+    """Track ids 1..n in order of first appearance (frame, then instance token): small and deterministic."""
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=np.int64), []
+    order = np.lexsort((boxes.instance_token.astype(str), boxes.frame))
+    _, first = np.unique(boxes.instance_token[order].astype(str), return_index=True)
+    ordered_instances = boxes.instance_token[order][np.sort(first)]
+    ids = {tok: i + 1 for i, tok in enumerate(ordered_instances)}
+    return np.array([ids[t] for t in boxes.instance_token], dtype=np.int64), list(ordered_instances)
+
+
+def format_gt_rows(frame: np.ndarray, track_id: np.ndarray, boxes: np.ndarray, class_id: np.ndarray,
+                   visibility: np.ndarray) -> str:
+    """MOT rows ``frame,id,x,y,w,h,1,class,visibility,-1`` (3 decimals), sorted by frame then id."""
+    order = np.lexsort((track_id, frame))
+    x, y = boxes[order, 0], boxes[order, 1]
+    w, h = boxes[order, 2] - x, boxes[order, 3] - y
+    cols = [frame[order], track_id[order], x, y, w, h, class_id[order], visibility[order]]
+    row = "%d,%d,%.3f,%.3f,%.3f,%.3f,1,%d,%d,-1\n"
+    flat = np.empty((len(order), 8), dtype=object)
+    for j, col in enumerate(cols):
+        flat[:, j] = col.tolist()
+    return (row * len(order)) % tuple(flat.ravel().tolist())
+
+
+def write_sequence(seq_dir: Path, name: str, frames: SequenceFrames, boxes: FrameBoxes, dataroot: Path) -> dict:
+    """Write one sequence folder (the caller renames it into place) and return its statistics."""
+    (seq_dir / "gt").mkdir(parents=True)
+    track_id, instances = assign_track_ids(boxes)
+    (seq_dir / "gt" / "gt.txt").write_text(
+        format_gt_rows(boxes.frame, track_id, boxes.boxes, boxes.class_id, boxes.visibility))
+    cls_of = {t: (c, i) for t, c, i in zip(boxes.instance_token, boxes.class_name, boxes.class_id)}
+    (seq_dir / "gt" / "ids.csv").write_text(
+        "track_id,instance_token,class_name,class_id\n"
+        + "".join(f"{i + 1},{tok},{cls_of[tok][0]},{cls_of[tok][1]}\n" for i, tok in enumerate(instances)))
+    (seq_dir / "frames.csv").write_text(
+        "frame,sample_data_token,timestamp_us,is_key_frame,filename\n"
+        + "".join(f"{f},{t},{ts},{int(k)},{fn}\n" for f, t, ts, k, fn in
+                  zip(frames.frame, frames.tokens, frames.timestamps, frames.is_key_frame, frames.filenames)))
+    (seq_dir / "seqinfo.ini").write_text(
+        f"[Sequence]\nname={name}\nimDir={dataroot}\nframeRate={CAMERA_FPS}\nseqLength={len(frames)}\n"
+        f"imWidth={IMAGE_WIDTH}\nimHeight={IMAGE_HEIGHT}\nimExt=.jpg\n")
+    return sequence_stats(frames.is_key_frame, boxes.frame, boxes.class_id, track_id)
+
+
+def sequence_stats(is_key_frame: np.ndarray, frame: np.ndarray, class_id: np.ndarray, track_id: np.ndarray) -> dict:
+    on_key = is_key_frame[frame - 1] if len(frame) else np.zeros(0, bool)
+    per_class = {name: int(np.sum(class_id == i)) for i, name in enumerate(CLASS_NAMES)}
+    tracks = {name: int(len(np.unique(track_id[class_id == i]))) for i, name in enumerate(CLASS_NAMES)}
+    return {"frames": int(len(is_key_frame)), "keyframes": int(np.sum(is_key_frame)), "boxes": int(len(frame)),
+            "keyframe_boxes": int(np.sum(on_key)), "per_class": per_class, "tracks_per_class": tracks}
+
+
+def read_sequence_stats(seq_dir: Path) -> dict:
+    """Statistics of an already exported sequence, read back from its files."""
+    frames = np.loadtxt(seq_dir / "frames.csv", delimiter=",", skiprows=1, usecols=(3,), dtype=np.int64, ndmin=1)
+    gt = np.loadtxt(seq_dir / "gt" / "gt.txt", delimiter=",", ndmin=2).reshape(-1, 10)
+    return sequence_stats(frames.astype(bool), gt[:, 0].astype(np.int64), gt[:, 7].astype(np.int64),
+                          gt[:, 1].astype(np.int64))
+
+
+def _export_scene(task: tuple) -> list[tuple[str, str, dict, bool]]:
+    scene_name, split, cameras, interp, clip, out, overwrite, dataroot = task
+    nusc = _WORKER_NUSC
+    results, ann = [], None
+    for camera in cameras:
+        name = sequence_name(scene_name, camera)
+        final = out / split / name
+        if final.is_dir() and not overwrite:
+            results.append((split, name, None, True))
+            continue
+        ann = ann if ann is not None else scene_annotations(nusc, scene_name)
+        cam = camera_frames(nusc, scene_name, camera, ann)
+        frames, boxes = sequence_boxes(nusc, scene_name, camera, interp, clip, annotations=ann, cam=cam)
+        tmp = out / split / f".tmp-{name}-{os.getpid()}"
+        try:
+            stats = write_sequence(tmp, name, frames, boxes, dataroot)
+            _replace_dir(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        results.append((split, name, stats, False))
+    return results
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    if final.exists():
+        old = final.with_name(f".old-{final.name}-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _prepare_out(out: Path, settings: dict, overwrite: bool) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise DataError(f"cannot write to output folder {out}: {err.strerror or err}") from err
+    manifest = out / "export.json"
+    if manifest.exists() and not overwrite:
+        previous = json.loads(manifest.read_text())
+        changed = {k: (previous.get(k), v) for k, v in settings.items() if previous.get(k) != v}
+        if changed:
+            raise DataError(f"{out} holds an export made with other settings "
+                            + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in changed.items())
+                            + "; use --overwrite or another --out")
+    for stale in out.glob("*/.tmp-*"):  # left by an interrupted run
+        shutil.rmtree(stale, ignore_errors=True)
+    _write_text_atomic(manifest, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
+def select_scenes(nusc, split: str, scenes: list[str] | None) -> list[tuple[str, str]]:
+    """(scene, split) pairs to export, validated against the database and the split."""
+    valid = available_splits(nusc.version) + ("all",)
+    if split not in valid:
+        raise DataError(f"unknown split {split!r} for {nusc.version}; expected one of {valid}")
+    mapping = scene_split_map(nusc)
+    if scenes:
+        for name in scenes:
+            get_scene(nusc, name)
+            if name not in mapping:
+                raise DataError(f"scene {name} belongs to no split of {nusc.version}")
+            if split != "all" and mapping[name] != split:
+                raise DataError(f"scene {name} is in split {mapping[name]!r}, not {split!r}")
+        names = list(dict.fromkeys(scenes))
+    else:
+        names = [s["name"] for s in nusc.scene if s["name"] in mapping
+                 and (split == "all" or mapping[s["name"]] == split)]
+    return [(name, mapping[name]) for name in names]
+
+
+def prepare(dataroot: str | Path, version: str, out: str | Path, split: str = "all",
+            scenes: list[str] | None = None, cameras: list[str] | None = None, interp: str = "3d",
+            clip: str = "exact", workers: int = 1, overwrite: bool = False, progress: bool = True,
+            nusc=None) -> dict:
+    """Export sequences and return the statistics written to ``OUT/stats.json``."""
+    global _WORKER_NUSC
+    check_interp(interp)
+    if clip not in CLIP_MODES:
+        raise DataError(f"unknown clip mode {clip!r}; expected one of {CLIP_MODES}")
+    cameras = list(check_cameras(cameras))
+    dataroot, out = Path(dataroot).resolve(), Path(out)
+    t0 = time.perf_counter()
+    nusc = nusc if nusc is not None else load_nuscenes(dataroot, version)
+    load_s = time.perf_counter() - t0
+    if nusc.version != version:
+        raise DataError(f"the loaded database is {nusc.version}, not {version}")
+    pairs = select_scenes(nusc, split, scenes)
+    if not pairs:
+        raise DataError(f"no scenes to export for split {split!r} in {dataroot}")
+    settings = {"version": version, "interp": interp, "clip": clip, "dataroot": str(dataroot)}
+    _prepare_out(out, settings, overwrite)
+    for sp in {s for _, s in pairs}:
+        (out / sp).mkdir(exist_ok=True)
+    tasks = [(name, sp, cameras, interp, clip, out, overwrite, dataroot) for name, sp in pairs]
+    _WORKER_NUSC = nusc
+    t1 = time.perf_counter()
+    results = []
+    bar = tqdm(total=len(tasks) * len(cameras), desc="export", unit="seq", disable=not progress, file=sys.stderr)
+    try:
+        if workers > 1 and len(tasks) > 1:
+            with mp.get_context("fork").Pool(min(workers, len(tasks))) as pool:
+                for res in pool.imap_unordered(_export_scene, tasks):
+                    results.extend(res)
+                    bar.update(len(res))
+        else:
+            for task in tasks:
+                res = _export_scene(task)
+                results.extend(res)
+                bar.update(len(res))
+    finally:
+        bar.close()
+        _WORKER_NUSC = None
+    known = {(sp, name): st for sp, name, st, skipped in results if not skipped}
+    stats = _write_index(out, version, interp, clip, known)
+    stats["_timing"] = {"load_tables_s": round(load_s, 3), "export_s": round(time.perf_counter() - t1, 3),
+                        "written": sum(not r[3] for r in results), "skipped": sum(r[3] for r in results)}
+    return stats
+
+
+def _write_index(out: Path, version: str, interp: str, clip: str, known: dict) -> dict:
+    """Seqmaps and stats.json over every complete sequence under OUT (this run's and earlier ones)."""
+    (out / "seqmaps").mkdir(exist_ok=True)
+    totals = {"frames": 0, "keyframes": 0, "boxes": 0, "keyframe_boxes": 0,
+              "per_class": dict.fromkeys(CLASS_NAMES, 0), "tracks_per_class": dict.fromkeys(CLASS_NAMES, 0)}
+    splits = {}
+    for split in available_splits(version):
+        seqs = sorted(p.name for p in (out / split).iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if (out / split).is_dir() else []
+        if not seqs:
+            continue
+        splits[split] = len(seqs)
+        _write_text_atomic(out / "seqmaps" / f"{split}.txt", "name\n" + "".join(f"{s}\n" for s in seqs))
+        for seq in seqs:
+            st = known.get((split, seq)) or read_sequence_stats(out / split / seq)
+            for key in ("frames", "keyframes", "boxes", "keyframe_boxes"):
+                totals[key] += st[key]
+            for key in ("per_class", "tracks_per_class"):
+                for name in CLASS_NAMES:
+                    totals[key][name] += st[key][name]
+    boxes = totals["boxes"]
+    stats = {"version": version, "interp": interp, "clip": clip, "splits": splits,
+             "sequences": sum(splits.values()), **totals,
+             "interpolated_boxes": boxes - totals["keyframe_boxes"],
+             "keyframe_share": round(totals["keyframe_boxes"] / boxes, 6) if boxes else 0.0}
+    _write_text_atomic(out / "stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    return stats
