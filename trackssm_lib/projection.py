@@ -39,16 +39,41 @@ def project_boxes(centers: np.ndarray, sizes: np.ndarray, rotations: np.ndarray,
         raise ValueError(f"unknown clip mode {clip!r}; expected one of {CLIP_MODES}")
     centers = np.asarray(centers, dtype=np.float64).reshape(-1, 3)
     n = centers.shape[0]
+    boxes, valid = np.full((n, 4), np.nan), np.zeros(n, dtype=bool)
     if n == 0:
-        return np.zeros((0, 4)), np.zeros(0, dtype=bool)
-    corners = box_corners(centers, np.asarray(sizes, dtype=np.float64).reshape(-1, 3),
-                          quaternion_to_matrix(np.asarray(rotations, dtype=np.float64).reshape(-1, 4)))
-    cam = global_to_camera(corners, np.asarray(ego_translation, dtype=np.float64),
-                           quaternion_to_matrix(ego_rotation), np.asarray(cam_translation, dtype=np.float64),
-                           quaternion_to_matrix(cam_rotation))
+        return boxes, valid
+    sizes = np.asarray(sizes, dtype=np.float64).reshape(-1, 3)
+    rows = lambda a, d: np.broadcast_to(np.asarray(a, dtype=np.float64), (n,) + d)  # noqa: E731
+    ego_t, ego_r = rows(ego_translation, (3,)), quaternion_to_matrix(rows(ego_rotation, (4,)))
+    cam_t, cam_r = rows(cam_translation, (3,)), quaternion_to_matrix(rows(cam_rotation, (4,)))
+    intrinsic = rows(intrinsic, (3, 3))
+    # Cull boxes whose bounding sphere lies outside the viewing frustum: they cannot reach the image in either
+    # mode (the devkit's hull of the corners in front is inside the box), so results are unchanged.
+    centre_cam = global_to_camera(centers[:, None, :], ego_t, ego_r, cam_t, cam_r)[:, 0, :]
+    radius = 0.5 * np.linalg.norm(sizes, axis=1)
+    near = in_frustum(centre_cam, radius, intrinsic, image_size)
+    if not near.any():
+        return boxes, valid
+    idx = np.flatnonzero(near)
+    corners = box_corners(centers[idx], sizes[idx], quaternion_to_matrix(
+        np.asarray(rotations, dtype=np.float64).reshape(-1, 4)[idx]))
+    cam = global_to_camera(corners, ego_t[idx], ego_r[idx], cam_t[idx], cam_r[idx])
     points, keep = clip_to_near_plane(cam) if clip == "exact" else (cam, cam[..., 2] > 0)
-    uv = pinhole(points, np.broadcast_to(np.asarray(intrinsic, dtype=np.float64), (n, 3, 3)), keep)
-    return hull_bounds_in_image(uv, keep, image_size)
+    uv = pinhole(points, intrinsic[idx], keep)
+    boxes[idx], valid[idx] = hull_bounds_in_image(uv, keep, image_size)
+    return boxes, valid
+
+
+def in_frustum(centers: np.ndarray, radius: np.ndarray, intrinsic: np.ndarray,
+               image_size: tuple[int, int]) -> np.ndarray:
+    """Whether spheres (camera frame) may intersect the camera's viewing frustum (z > 0, inside the image)."""
+    width, height = image_size
+    fx, fy, cx, cy = intrinsic[:, 0, 0], intrinsic[:, 1, 1], intrinsic[:, 0, 2], intrinsic[:, 1, 2]
+    x, y, z = centers.T
+    ok = z > -radius
+    for a, b, coord in ((fx, cx, x), (-fx, width - cx, x), (fy, cy, y), (-fy, height - cy, y)):
+        ok &= (a * coord + b * z) >= -radius * np.hypot(a, b)  # signed distance to a side plane >= -radius
+    return ok
 
 
 def clip_to_near_plane(cam_corners: np.ndarray, near: float = NEAR_PLANE_M) -> tuple[np.ndarray, np.ndarray]:

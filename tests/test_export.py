@@ -1,0 +1,185 @@
+"""Export: layout and format, TrackEval can read it, determinism, resume, bad input."""
+from __future__ import annotations
+
+import configparser
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trackssm_lib import export as export_mod
+from trackssm_lib.cli import main
+from trackssm_lib.constants import CAMERAS, CLASS_IDS, tracking_class
+from trackssm_lib.export import prepare
+from trackssm_lib.frames import camera_frames
+from trackssm_lib.nuscenes_db import DataError, TABLES
+
+
+def _tree_hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def real_export(real_scene_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "out"
+    stats = prepare(real_scene_root, "v1.0-mini", out, progress=False)
+    return out, stats
+
+
+def test_layout_and_rows(real_export, real_nusc):
+    out, stats = real_export
+    assert stats["splits"] == {"mini_val": 6} and stats["sequences"] == 6
+    assert (out / "seqmaps" / "mini_val.txt").read_text().split() == ["name"] + sorted(
+        f"scene-0916_{c}" for c in CAMERAS)
+    for camera in CAMERAS:
+        seq = out / "mini_val" / f"scene-0916_{camera}"
+        info = configparser.ConfigParser()
+        info.read(seq / "seqinfo.ini")
+        cam = camera_frames(real_nusc, "scene-0916", camera)
+        assert int(info["Sequence"]["seqLength"]) == len(cam)
+        assert info["Sequence"]["frameRate"] == "12" and info["Sequence"]["imWidth"] == "1600"
+        frames = np.genfromtxt(seq / "frames.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
+        assert list(frames["sample_data_token"]) == list(cam.tokens)
+        assert np.array_equal(frames["frame"], np.arange(1, len(cam) + 1))
+        gt = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",")
+        assert gt.shape[1] == 10 and np.all(gt[:, 6] == 1) and np.all(gt[:, 9] == -1)
+        assert gt[:, 0].min() >= 1 and gt[:, 0].max() <= len(cam)
+        assert np.all(gt[:, 4] > 0) and np.all(gt[:, 5] > 0)
+        assert set(np.unique(gt[:, 7]).astype(int)) <= set(range(7))
+        assert set(np.unique(gt[:, 8]).astype(int)) <= {1, 2, 3, 4}
+        ids = np.unique(gt[:, 1]).astype(int)
+        assert np.array_equal(ids, np.arange(1, len(ids) + 1)), "track ids are consecutive from 1"
+        assert len({(f, i) for f, i in gt[:, :2]}) == len(gt), "one box per id and frame"
+        table = np.genfromtxt(seq / "gt" / "ids.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
+        assert np.array_equal(table["track_id"], ids)
+        for row in table:
+            inst = real_nusc.get("instance", row["instance_token"])
+            category = real_nusc.get("category", inst["category_token"])["name"]
+            assert tracking_class(category) == row["class_name"] and CLASS_IDS[row["class_name"]] == row["class_id"]
+            assert np.all(gt[gt[:, 1] == row["track_id"], 7] == row["class_id"])
+    assert stats["boxes"] == stats["keyframe_boxes"] + stats["interpolated_boxes"]
+    assert 0.1 < stats["keyframe_share"] < 0.3  # ~1 keyframe in 6 frames
+    assert stats["per_class"]["car"] > 0 and stats["per_class"]["pedestrian"] > 0
+
+
+def test_trackeval_mot_reader_loads_export(real_export, tmp_path):
+    import trackeval
+
+    out, _ = real_export
+    trackers = tmp_path / "trackers" / "gtcopy" / "data"
+    trackers.mkdir(parents=True)
+    for seq in (out / "mini_val").iterdir():
+        shutil.copy(seq / "gt" / "gt.txt", trackers / f"{seq.name}.txt")
+    config = trackeval.datasets.MotChallenge2DBox.get_default_dataset_config()
+    config.update({"GT_FOLDER": str(out / "mini_val"), "TRACKERS_FOLDER": str(tmp_path / "trackers"),
+                   "SEQMAP_FILE": str(out / "seqmaps" / "mini_val.txt"), "SKIP_SPLIT_FOL": True,
+                   "TRACKERS_TO_EVAL": ["gtcopy"], "PRINT_CONFIG": False})
+    dataset = trackeval.datasets.MotChallenge2DBox(config)
+    assert sorted(dataset.seq_list) == sorted(p.name for p in (out / "mini_val").iterdir())
+    for seq in dataset.seq_list:
+        raw = dataset.get_raw_seq_data("gtcopy", seq)
+        assert raw["num_timesteps"] == dataset.seq_lengths[seq]
+        assert sum(len(x) for x in raw["gt_ids"]) > 0
+
+
+def test_same_input_same_files_and_resume(real_scene_root, tmp_path, real_export):
+    out_a, _ = real_export
+    out_b = tmp_path / "b"
+    prepare(real_scene_root, "v1.0-mini", out_b, cameras=list(CAMERAS), progress=False)
+    assert _tree_hashes(out_a) == _tree_hashes(out_b)
+    # interrupted run: a sequence missing and a stale temporary folder left behind
+    victim = out_b / "mini_val" / "scene-0916_CAM_BACK"
+    shutil.rmtree(victim)
+    (out_b / "mini_val" / ".tmp-scene-0916_CAM_BACK-999").mkdir()
+    stats = prepare(real_scene_root, "v1.0-mini", out_b, progress=False)
+    assert stats["_timing"]["written"] == 1 and stats["_timing"]["skipped"] == 5
+    assert _tree_hashes(out_a) == _tree_hashes(out_b)
+
+
+def test_failure_leaves_no_partial_sequence(real_scene_root, tmp_path, monkeypatch):
+    def broken(seq_dir, *args):
+        (seq_dir / "gt").mkdir(parents=True)
+        (seq_dir / "gt" / "gt.txt").write_text("1,1,")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export_mod, "write_sequence", broken)
+    with pytest.raises(OSError, match="disk full"):
+        prepare(real_scene_root, "v1.0-mini", tmp_path / "o", cameras=["CAM_FRONT"], progress=False)
+    assert list((tmp_path / "o" / "mini_val").iterdir()) == []
+
+
+def test_other_settings_refused_without_overwrite(real_scene_root, tmp_path):
+    prepare(real_scene_root, "v1.0-mini", tmp_path / "o", cameras=["CAM_FRONT"], progress=False)
+    with pytest.raises(DataError, match="interp"):
+        prepare(real_scene_root, "v1.0-mini", tmp_path / "o", cameras=["CAM_FRONT"], interp="devkit",
+                progress=False)
+    stats = prepare(real_scene_root, "v1.0-mini", tmp_path / "o", cameras=["CAM_FRONT"], interp="linear2d",
+                    overwrite=True, progress=False)
+    assert stats["interp"] == "linear2d" and stats["_timing"]["written"] == 1
+
+
+def test_workers_give_the_same_files(synth_root, tmp_path):
+    prepare(synth_root, "v1.0-mini", tmp_path / "one", cameras=["CAM_FRONT", "CAM_BACK"], progress=False)
+    prepare(synth_root, "v1.0-mini", tmp_path / "two", cameras=["CAM_FRONT", "CAM_BACK"], workers=2,
+            progress=False)
+    hashes_one = _tree_hashes(tmp_path / "one")
+    hashes_two = _tree_hashes(tmp_path / "two")
+    hashes_one.pop("export.json"), hashes_two.pop("export.json")
+    assert hashes_one == hashes_two
+    stats = json.loads((tmp_path / "one" / "stats.json").read_text())
+    assert set(stats["splits"]) == {"mini_train", "mini_val"}
+
+
+def _run_cli(args, capsys):
+    code = main(args)
+    return code, capsys.readouterr().err
+
+
+def test_cli_prepare_runs(real_scene_root, tmp_path, capsys):
+    code, _ = _run_cli(["prepare", "--dataroot", str(real_scene_root), "--version", "v1.0-mini", "--out",
+                        str(tmp_path / "o"), "--split", "mini_val", "--cameras", "CAM_FRONT", "--quiet"], capsys)
+    assert code == 0 and (tmp_path / "o" / "mini_val" / "scene-0916_CAM_FRONT" / "gt" / "gt.txt").is_file()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--split", "train"], "unknown split 'train'"),
+    (["--cameras", "CAM_TOP"], "unknown camera"),
+    (["--scenes", "scene-9999"], "unknown scene 'scene-9999'"),
+    (["--split", "mini_train", "--scenes", "scene-0916"], "is in split 'mini_val'"),
+])
+def test_cli_bad_arguments(real_scene_root, tmp_path, capsys, extra, message):
+    code, err = _run_cli(["prepare", "--dataroot", str(real_scene_root), "--version", "v1.0-mini", "--out",
+                          str(tmp_path / "o"), "--quiet", *extra], capsys)
+    assert code == 2 and message in err
+    assert not (tmp_path / "o" / "mini_val").exists() or not any((tmp_path / "o" / "mini_val").iterdir())
+
+
+def test_cli_wrong_version_and_unwritable_output(real_scene_root, tmp_path, capsys):
+    code, err = _run_cli(["prepare", "--dataroot", str(real_scene_root), "--version", "v1.0-trainval", "--out",
+                          str(tmp_path / "o")], capsys)
+    assert code == 2 and "v1.0-trainval" in err and "v1.0-mini" in err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, err = _run_cli(["prepare", "--dataroot", str(real_scene_root), "--version", "v1.0-mini", "--out",
+                          str(blocker / "sub")], capsys)
+    assert code == 2 and "cannot write to output folder" in err and str(blocker / "sub") in err
+
+
+def test_cli_missing_and_broken_table(real_scene_root, tmp_path, capsys):
+    root = tmp_path / "nusc"
+    shutil.copytree(real_scene_root / "v1.0-mini", root / "v1.0-mini")
+    (root / "v1.0-mini" / "sample_annotation.json").unlink()
+    code, err = _run_cli(["prepare", "--dataroot", str(root), "--version", "v1.0-mini", "--out",
+                          str(tmp_path / "o")], capsys)
+    assert code == 2 and "sample_annotation.json" in err
+    shutil.copy(real_scene_root / "v1.0-mini" / "sample_annotation.json", root / "v1.0-mini")
+    (root / "v1.0-mini" / "ego_pose.json").write_text('[{"token": "x",')
+    code, err = _run_cli(["prepare", "--dataroot", str(root), "--version", "v1.0-mini", "--out",
+                          str(tmp_path / "o")], capsys)
+    assert code == 2 and "ego_pose.json" in err
+    assert not (tmp_path / "o").exists()
+    assert len(TABLES) == 13
