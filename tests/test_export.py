@@ -117,9 +117,12 @@ def test_other_settings_refused_without_overwrite(real_scene_root, tmp_path):
     with pytest.raises(DataError, match="interp"):
         prepare(real_scene_root, "v1.0-mini", tmp_path / "o", cameras=["CAM_FRONT"], interp="devkit",
                 progress=False)
-    stats = prepare(real_scene_root, "v1.0-mini", tmp_path / "o", cameras=["CAM_FRONT"], interp="linear2d",
+    stats = prepare(real_scene_root, "v1.0-mini", tmp_path / "o", cameras=["CAM_BACK"], interp="linear2d",
                     overwrite=True, progress=False)
     assert stats["interp"] == "linear2d" and stats["_timing"]["written"] == 1
+    # the previous export is replaced as a whole: no sequence made with other settings remains
+    assert sorted(p.name for p in (tmp_path / "o" / "mini_val").iterdir()) == ["scene-0916_CAM_BACK"]
+    assert stats["sequences"] == 1
 
 
 def test_workers_give_the_same_files(synth_root, tmp_path):

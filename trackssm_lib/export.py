@@ -88,7 +88,8 @@ def sequence_stats(is_key_frame: np.ndarray, frame: np.ndarray, class_id: np.nda
 def read_sequence_stats(seq_dir: Path) -> dict:
     """Statistics of an already exported sequence, read back from its files."""
     frames = np.loadtxt(seq_dir / "frames.csv", delimiter=",", skiprows=1, usecols=(3,), dtype=np.int64, ndmin=1)
-    gt = np.loadtxt(seq_dir / "gt" / "gt.txt", delimiter=",", ndmin=2).reshape(-1, 10)
+    text = (seq_dir / "gt" / "gt.txt").read_text()
+    gt = np.loadtxt(text.splitlines(), delimiter=",", ndmin=2).reshape(-1, 10) if text else np.zeros((0, 10))
     return sequence_stats(frames.astype(bool), gt[:, 0].astype(np.int64), gt[:, 7].astype(np.int64),
                           gt[:, 1].astype(np.int64))
 
@@ -141,13 +142,15 @@ def _prepare_out(out: Path, settings: dict, overwrite: bool) -> None:
     except OSError as err:
         raise DataError(f"cannot write to output folder {out}: {err.strerror or err}") from err
     manifest = out / "export.json"
-    if manifest.exists() and not overwrite:
-        previous = json.loads(manifest.read_text())
-        changed = {k: (previous.get(k), v) for k, v in settings.items() if previous.get(k) != v}
-        if changed:
-            raise DataError(f"{out} holds an export made with other settings "
-                            + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in changed.items())
-                            + "; use --overwrite or another --out")
+    previous = json.loads(manifest.read_text()) if manifest.exists() else settings
+    changed = {k: (previous.get(k), v) for k, v in settings.items() if previous.get(k) != v}
+    if changed and overwrite:  # the whole previous export is replaced, so settings never mix
+        for old in [out / "seqmaps", *(p.parent for p in out.glob("*/*/seqinfo.ini"))]:
+            shutil.rmtree(old, ignore_errors=True)
+    elif changed:
+        raise DataError(f"{out} holds an export made with other settings "
+                        + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in changed.items())
+                        + "; use --overwrite or another --out")
     for stale in out.glob("*/.tmp-*"):  # left by an interrupted run
         shutil.rmtree(stale, ignore_errors=True)
     _write_text_atomic(manifest, json.dumps(settings, indent=2, sort_keys=True) + "\n")
