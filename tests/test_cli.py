@@ -1,0 +1,34 @@
+"""The command line as a user runs it: `python -m trackssm_lib synth` then `prepare`, in a subprocess."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "trackssm_lib", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_synth_then_prepare(tmp_path):
+    res = _run("synth", "--out", str(tmp_path / "nusc"), "--version", "v1.0-mini", "--scenes", "2", "--seed", "5",
+               "--no-images", "--quiet")
+    assert res.returncode == 0, res.stderr
+    res = _run("prepare", "--dataroot", str(tmp_path / "nusc"), "--version", "v1.0-mini", "--out",
+               str(tmp_path / "out"), "--cameras", "CAM_FRONT", "CAM_BACK", "--workers", "2")
+    assert res.returncode == 0, res.stderr
+    assert "export" in res.stderr  # the progress bar
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["sequences"] == 4 and stats["boxes"] > 0
+    assert set(stats["splits"]) == {"mini_train", "mini_val"}
+
+
+def test_synth_bad_version(tmp_path):
+    res = _run("synth", "--out", str(tmp_path / "nusc"), "--version", "v2.0")
+    assert res.returncode == 2 and "v2.0" in res.stderr
+    assert not (tmp_path / "nusc").exists()
+
+
+def test_prepare_missing_dataroot(tmp_path):
+    res = _run("prepare", "--dataroot", str(tmp_path / "nope"), "--version", "v1.0-mini", "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and str(tmp_path / "nope") in res.stderr and "Traceback" not in res.stderr
