@@ -39,6 +39,16 @@ def _map_png(path: Path, location: str) -> None:
     Image.fromarray(arr, "L").save(path, "PNG")
 
 
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def generate_dataset(out: str | Path, version: str = "v1.0-mini", n_scenes: int | None = None, seed: int = 0,
                      images: bool = True, progress: bool = True) -> Path:
     """Write DIR/<version>/*.json (13 tables), DIR/maps/*.png, DIR/samples/CAM_*/*.jpg (if images). Returns DIR.
@@ -65,6 +75,9 @@ def generate_dataset(out: str | Path, version: str = "v1.0-mini", n_scenes: int 
         raise FileExistsError(f"{out} exists and is not empty (and is not a synthetic dataset output); "
                               "choose another folder or delete it")
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.synth-tmp-*"):  # left by a killed run (its process is gone)
+        if not _pid_alive(stale.name.rsplit("-", 1)[-1]):
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = out.parent / f".{out.name}.synth-tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
