@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+MAMBA_STAMP := $(VENV)/.installed-mamba-ssm-cpu
 PROFILE ?= configs/report_demo.yaml
 
 .PHONY: venv test report bench clean-report
@@ -19,7 +20,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip check
 	@touch $(STAMP)
 
-test: venv
+# For the tests only: mamba-ssm's own Mamba module, installed without its CUDA kernels, is the reference for the
+# parity test of the pure-PyTorch backend (on CPU it runs through mamba-ssm's reference selective scan).
+# On a CUDA machine install the real kernels instead: `.venv/bin/pip install -c constraints.txt mamba-ssm==2.3.1`.
+$(MAMBA_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt setuptools wheel packaging
+	MAMBA_FORCE_BUILD=TRUE MAMBA_SKIP_CUDA_BUILD=TRUE $(PY) -m pip install --quiet --disable-pip-version-check \
+		--no-build-isolation -c constraints.txt mamba-ssm==2.3.1 einops ninja
+	$(PY) -m pip check
+	@touch $(MAMBA_STAMP)
+
+test: venv $(MAMBA_STAMP)
 	$(PY) -m pytest -q
 
 report: venv

@@ -1,0 +1,182 @@
+"""Reading and writing TrackSSM checkpoints (official and project formats), strictly.
+
+Formats read:
+
+* official (Xavier-Lin/TrackSSM, DiffMOT): ``{'ddpm': state_dict, 'epoch': int, 'optimizer': ...}`` with keys
+  prefixed ``module.`` (DataParallel); it has no class parameters;
+* project: ``{'format': 'trackssm-nuscenes/1', 'model': state_dict, 'config': {...}, 'extra': {...}}``;
+* a bare state_dict (either key style).
+
+Every official key must be present with its exact shape and nothing unknown may appear; otherwise a
+``CheckpointError`` lists the offending names and shapes and names the file. The one tolerated difference, written
+out explicitly below, is that official files lack ``class_embedding.*``: those keep the model's current values
+(zeros when freshly built), which leaves the model computing the official function.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from trackssm_lib.model.trackssm import CLASS_PREFIX, TrackSSM
+
+PROJECT_FORMAT = "trackssm-nuscenes/1"
+OFFICIAL_PREFIX = "module."
+
+
+class CheckpointError(ValueError):
+    """A file that is not a TrackSSM checkpoint, or one whose tensors do not match the model."""
+
+
+@dataclass
+class CheckpointContents:
+    """What a checkpoint file holds, normalised: state_dict without ``module.``, its format and metadata."""
+
+    path: Path
+    format: str  # "official", "project" or "state_dict"
+    state_dict: dict[str, Tensor]
+    config: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _describe(t: Any) -> str:
+    return f"{tuple(t.shape)}" if isinstance(t, Tensor) else type(t).__name__
+
+
+def _strip_module(sd: dict[str, Any]) -> dict[str, Any]:
+    return {(k[len(OFFICIAL_PREFIX):] if k.startswith(OFFICIAL_PREFIX) else k): v for k, v in sd.items()}
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, dict) and len(obj) > 0 and all(isinstance(k, str) for k in obj) \
+        and all(isinstance(v, Tensor) for v in obj.values())
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
+                    weights_only: bool = True) -> CheckpointContents:
+    """Load ``path`` and identify its format; raises ``CheckpointError`` naming the file if it is not one.
+
+    ``weights_only=True`` (default) refuses arbitrary pickled objects; pass False only for trusted files.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=weights_only)
+    except Exception as exc:  # torch.load raises many types on non-checkpoints (UnpicklingError, KeyError, ...)
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
+    if isinstance(obj, dict) and obj.get("format") == PROJECT_FORMAT:
+        if not _is_state_dict(obj.get("model")):
+            raise CheckpointError(f"{path}: project checkpoint without a 'model' state_dict")
+        meta = {k: v for k, v in obj.items() if k not in ("model", "config")}
+        return CheckpointContents(path, "project", dict(obj["model"]), dict(obj.get("config") or {}), meta)
+    if isinstance(obj, dict) and "ddpm" in obj:
+        if not _is_state_dict(obj["ddpm"]):
+            raise CheckpointError(f"{path}: official checkpoint whose 'ddpm' entry is not a state_dict")
+        meta = {k: v for k, v in obj.items() if k not in ("ddpm", "optimizer")}
+        return CheckpointContents(path, "official", _strip_module(obj["ddpm"]), {}, meta)
+    if _is_state_dict(obj):
+        return CheckpointContents(path, "state_dict", _strip_module(obj), {}, {})
+    keys = sorted(map(str, obj))[:10] if isinstance(obj, dict) else []
+    raise CheckpointError(f"{path}: not a TrackSSM checkpoint (expected a dict with 'ddpm' (official) or "
+                          f"format={PROJECT_FORMAT!r} (project); got {type(obj).__name__}"
+                          + (f" with keys {keys}" if keys else "") + ")")
+
+
+def match_state_dict(model: TrackSSM, state_dict: dict[str, Tensor], path: str | os.PathLike,
+                     class_params_required: bool) -> dict[str, Tensor]:
+    """Check ``state_dict`` against ``model`` and return the complete dict to load with ``strict=True``.
+
+    Missing, unexpected or mis-shaped keys raise ``CheckpointError``. Class parameters may be absent only when
+    ``class_params_required`` is False (official files); they then keep the model's current values.
+    """
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict
+               and (class_params_required or not k.startswith(CLASS_PREFIX))]
+    unexpected = [k for k in state_dict if k not in expected]
+    mis_shaped = [k for k in state_dict if k in expected and (not isinstance(state_dict[k], Tensor)
+                                                              or state_dict[k].shape != expected[k].shape)]
+    if missing or unexpected or mis_shaped:
+        parts = []
+        if missing:
+            parts.append("missing keys: " + ", ".join(f"{k} {_describe(expected[k])}" for k in missing))
+        if unexpected:
+            parts.append("unexpected keys: " + ", ".join(f"{k} {_describe(state_dict[k])}" for k in unexpected))
+        if mis_shaped:
+            parts.append("shape mismatches: " + ", ".join(
+                f"{k} file {_describe(state_dict[k])} vs model {_describe(expected[k])}" for k in mis_shaped))
+        raise CheckpointError(f"{path}: checkpoint does not match the TrackSSM model; " + "; ".join(parts))
+    full = dict(state_dict)
+    # The only tolerated gap: an official file has no class parameters -> keep the model's (initial) values.
+    for k, v in expected.items():
+        if k.startswith(CLASS_PREFIX) and k not in full:
+            full[k] = v
+    return full
+
+
+def load_checkpoint(path: str | os.PathLike, model: TrackSSM | None = None, map_location: Any = "cpu",
+                    weights_only: bool = True, **model_kwargs: Any) -> TrackSSM:
+    """Load an official or project checkpoint into ``model`` (built from the file's config when None).
+
+    ``model_kwargs`` override the stored config when building (e.g. ``output_sigmoid=True``, ``backend``).
+    Returns the model; ``model.checkpoint_info`` records the file, its format and metadata (epoch, ...).
+    """
+    contents = read_checkpoint(path, map_location=map_location, weights_only=weights_only)
+    if model is None:
+        config = {**contents.config, **model_kwargs}
+        try:
+            model = TrackSSM(**config)
+        except TypeError as exc:
+            raise CheckpointError(f"{contents.path}: cannot build TrackSSM from its config {config}: {exc}") from exc
+    full = match_state_dict(model, contents.state_dict, contents.path,
+                            class_params_required=contents.format == "project")
+    model.load_state_dict(full, strict=True)
+    model.checkpoint_info = {  # type: ignore[attr-defined]
+        "path": str(contents.path), "format": contents.format, "meta": contents.meta,
+        "class_params_loaded": any(k.startswith(CLASS_PREFIX) for k in contents.state_dict),
+    }
+    return model
+
+
+def _atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _cpu_state(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu").clone() for k, v in sd.items()}
+
+
+def save_checkpoint(path: str | os.PathLike, model: TrackSSM, **extra: Any) -> Path:
+    """Write the project format atomically (temp file in the same folder + ``os.replace``).
+
+    ``extra`` (epoch, metrics, optimizer state, ...) is stored under ``'extra'``; it must be torch-loadable
+    with ``weights_only=True`` (tensors, numbers, strings, lists, dicts).
+    """
+    obj = {"format": PROJECT_FORMAT, "model": _cpu_state(model.state_dict()), "config": dict(model.config),
+           "extra": extra}
+    return _atomic_save(obj, path)
+
+
+def save_official_checkpoint(path: str | os.PathLike, model: TrackSSM, epoch: int = 0,
+                             optimizer: dict[str, Any] | None = None) -> Path:
+    """Write the official format (``{'ddpm': {'module.' + key: tensor}, 'epoch', 'optimizer'}``), no class params."""
+    sd = {OFFICIAL_PREFIX + k: v for k, v in _cpu_state(model.official_state_dict()).items()}
+    return _atomic_save({"ddpm": sd, "epoch": int(epoch), "optimizer": optimizer or {}}, path)

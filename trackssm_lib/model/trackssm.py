@@ -1,0 +1,182 @@
+"""TrackSSM (Mamba encoder + Flow-SSM decoder) with optional nuScenes class conditioning.
+
+The official parameters keep their official names (``encoder.mamba_net.*``, ``ssm_decoder.head_series.*``) so an
+official checkpoint loads strictly. The only addition is ``class_embedding.weight`` (num_classes, d_model): a
+per-class vector added to the encoder's flow feature. It is initialised to zeros, so until it is trained the model
+computes exactly the official function whatever the class ids.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from trackssm_lib.model.decoder import FlowSSMDecoder
+from trackssm_lib.model.mamba import BACKENDS, MambaBlock, RMSNorm
+
+CLASS_PREFIX = "class_embedding."
+
+
+class MambaNet(nn.Module):
+    """Encoder body: linear embedding of the 8-dim rows, 6 pre-norm Mamba blocks, final RMSNorm, last step."""
+
+    def __init__(self, d_input: int = 8, d_model: int = 256, n_layers: int = 6, norm_eps: float = 1e-5,
+                 **mixer_kwargs: Any) -> None:
+        super().__init__()
+        # nn.Embedding used as a bias-free linear map (official: bmm(condition, embedding.weight))
+        self.embedding = nn.Embedding(d_input, d_model)
+        self.layers = nn.ModuleList(MambaBlock(d_model, norm_eps=norm_eps, **mixer_kwargs) for _ in range(n_layers))
+        self.norm_f = RMSNorm(d_model, eps=norm_eps)
+        self._init_official(n_layers)
+
+    def _init_official(self, n_layers: int) -> None:
+        """mamba-ssm's MixerModel init: embedding N(0, 0.02), Linear biases 0 (not dt_proj), out_proj / sqrt(L)."""
+        nn.init.normal_(self.embedding.weight, std=0.02)
+        for module in self.modules():
+            bias = module.bias if isinstance(module, nn.Linear) else None
+            if bias is not None and not getattr(bias, "_no_reinit", False):
+                nn.init.zeros_(bias)
+        for layer in self.layers:
+            weight = layer.mixer.out_proj.weight
+            nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+            with torch.no_grad():
+                weight /= math.sqrt(n_layers)
+
+    def forward(self, condition: Tensor) -> Tensor:
+        """(B, L, 8) -> (B, d_model): normalised feature of the last step."""
+        hidden = torch.matmul(condition, self.embedding.weight)
+        residual: Tensor | None = None
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            # only the last step of the last layer's output is used: skip the rest of its output projection
+            hidden, residual = layer(hidden, residual, last_only=(i == last))
+        residual = hidden + residual[:, -1:]
+        return self.norm_f(residual)[:, 0]
+
+
+class Encoder(nn.Module):
+    """Wrapper that reproduces the official key prefix ``encoder.mamba_net.``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+        self.mamba_net = MambaNet(**kwargs)
+
+    def forward(self, condition: Tensor) -> Tensor:
+        return self.mamba_net(condition)
+
+
+class TrackSSM(nn.Module):
+    """TrackSSM motion predictor.
+
+    ``model(condition, class_ids=None)`` maps the official (B, 5, 8) normalised history
+    ([b1..b5 | b1-b0..b5-b4], cx cy w h) to the next box (B, 4), absolute and normalised (the last head's output).
+    ``model.loss(condition, class_ids, target)`` is the official training loss.
+    """
+
+    def __init__(self, num_classes: int = 7, output_sigmoid: bool = False, backend: str = "auto",
+                 d_model: int = 256, n_layers: int = 6, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+                 dt_rank: int = 16, n_heads: int = 6, decoder_d_state: int = 16, decoder_dt_rank: int = 16,
+                 d_ffn: int = 512, d_input: int = 8) -> None:
+        super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.config: dict[str, Any] = dict(
+            num_classes=num_classes, output_sigmoid=output_sigmoid, d_model=d_model, n_layers=n_layers,
+            d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=dt_rank, n_heads=n_heads,
+            decoder_d_state=decoder_d_state, decoder_dt_rank=decoder_dt_rank, d_ffn=d_ffn, d_input=d_input)
+        self.num_classes = num_classes
+        self.n_coords = d_input // 2
+        self.encoder = Encoder(d_input=d_input, d_model=d_model, n_layers=n_layers, d_state=d_state, d_conv=d_conv,
+                               expand=expand, dt_rank=dt_rank, conv_bias=True, bias=False, backend=backend)
+        self.ssm_decoder = FlowSSMDecoder(n_heads=n_heads, d_model=d_model, d_state=decoder_d_state,
+                                          dt_rank=decoder_dt_rank, d_ffn=d_ffn, n_coords=self.n_coords,
+                                          output_sigmoid=output_sigmoid)
+        # project addition (not in official checkpoints): zero-initialised per-class offset of the flow feature
+        self.class_embedding = nn.Embedding(num_classes, d_model)
+        nn.init.zeros_(self.class_embedding.weight)
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def output_sigmoid(self) -> bool:
+        return bool(self.config["output_sigmoid"])
+
+    @output_sigmoid.setter
+    def output_sigmoid(self, value: bool) -> None:
+        self.config["output_sigmoid"] = bool(value)
+        self.ssm_decoder.set_output_sigmoid(bool(value))
+
+    @property
+    def backend(self) -> str:
+        return self.encoder.mamba_net.layers[0].mixer.backend
+
+    def set_backend(self, backend: str) -> "TrackSSM":
+        """Switch every encoder mixer to ``auto``, ``torch`` or ``mamba_ssm`` (same parameters)."""
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        for layer in self.encoder.mamba_net.layers:
+            layer.mixer.backend = backend
+        return self
+
+    def official_state_dict(self) -> dict[str, Tensor]:
+        """The state_dict without the class parameters (exactly the official key set)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(CLASS_PREFIX)}
+
+    # ------------------------------------------------------------------ computation
+    def _check_inputs(self, condition: Tensor, class_ids: Tensor | None) -> Tensor:
+        if condition.dim() != 3 or condition.shape[-1] != 2 * self.n_coords:
+            raise ValueError(f"condition must be (B, L, {2 * self.n_coords}), got {tuple(condition.shape)}")
+        if class_ids is not None:
+            if class_ids.shape != condition.shape[:1]:
+                raise ValueError(f"class_ids must be ({condition.shape[0]},), got {tuple(class_ids.shape)}")
+            if class_ids.numel() and (int(class_ids.min()) < 0 or int(class_ids.max()) >= self.num_classes):
+                raise ValueError(f"class ids must lie in [0, {self.num_classes}), got "
+                                 f"[{int(class_ids.min())}, {int(class_ids.max())}]")
+        return condition.to(self.class_embedding.weight.dtype)
+
+    def flow_feature(self, condition: Tensor, class_ids: Tensor | None = None) -> Tensor:
+        """Encoder output (B, d_model), plus the class offset when class ids are given."""
+        flow = self.encoder(condition)
+        if class_ids is not None:
+            flow = flow + self.class_embedding(class_ids.to(device=flow.device, dtype=torch.long))
+        return flow
+
+    def forward_heads(self, condition: Tensor, class_ids: Tensor | None = None) -> list[Tensor]:
+        """Every head's absolute box, [(B, 4)] * n_heads; the cascade starts from the last history box."""
+        condition = self._check_inputs(condition, class_ids)
+        flow = self.flow_feature(condition, class_ids)
+        return self.ssm_decoder(condition[:, -1, : self.n_coords], flow)
+
+    def forward(self, condition: Tensor, class_ids: Tensor | None = None) -> Tensor:
+        """Predicted next box (B, 4): the last head's output."""
+        return self.forward_heads(condition, class_ids)[-1]
+
+    def loss(self, condition: Tensor, class_ids: Tensor | None, target: Tensor) -> Tensor:
+        """Official loss: smooth-L1 of head i to x0 + (i+1)(gt - x0)/n_heads, summed over heads, mean (scalar)."""
+        boxes = self.forward_heads(condition, class_ids)
+        x0 = condition[:, -1, : self.n_coords].to(boxes[0].dtype)
+        target = target.to(boxes[0].dtype).reshape(x0.shape)
+        step = (target - x0) / len(boxes)
+        per_element = sum(F.smooth_l1_loss(box, x0 + (i + 1) * step, reduction="none")
+                          for i, box in enumerate(boxes))
+        return per_element.mean()
+
+    def predict(self, condition: Tensor, class_ids: Tensor | None = None) -> Tensor:
+        """Inference helper: no grad, eval semantics restored afterwards."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return self(condition, class_ids)
+        finally:
+            self.train(was_training)
+
+
+def count_parameters(model: nn.Module, prefix: str = "") -> int:
+    """Number of parameters whose name starts with ``prefix``."""
+    return sum(p.numel() for n, p in model.named_parameters() if n.startswith(prefix))
+
+
+__all__ = ["TrackSSM", "CLASS_PREFIX", "count_parameters"]
