@@ -9,6 +9,7 @@ from trackssm_lib.constants import CAMERAS
 from trackssm_lib.interpolation import INTERP_MODES
 from trackssm_lib.nuscenes_db import DataError
 from trackssm_lib.projection import CLIP_MODES
+from trackssm_lib.report import ReportError
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -74,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataroot", default=None, help="real nuScenes dataroot (default: $NUSC_ROOT or synthetic)")
     p.add_argument("--version", default=None, help="nuScenes version (default: $NUSC_VERSION or the profile's)")
     p.add_argument("--notebooks", nargs="+", default=None, help="only these notebooks (names without .ipynb)")
-    p.add_argument("--out", default=None, help="where executed notebooks and figures go (default: the profile's)")
+    p.add_argument("--out", default=None,
+                   help="where the export and recorded figures go (default: the profile's output_dir); executed "
+                        "notebooks always go to the book's chapters/")
     p.set_defaults(func=_report)
     return parser
 
@@ -83,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, ValueError, FileNotFoundError, PermissionError) as err:
+    except (DataError, ValueError, FileNotFoundError, FileExistsError, PermissionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ReportError as err:  # a failed notebook or book build: the message names it
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,336 @@
+"""The report: run the notebooks with papermill from a profile, then build the Jupyter Book.
+
+A profile (``configs/report_*.yaml``) says which dataset to use (a real nuScenes dataroot, or the synthetic dataset
+in the nuScenes schema generated on first use), where outputs go, and the parameters of each notebook. Steps:
+
+1. dataroot: the ``dataroot`` argument, else the profile's ``dataroot``, else ``$NUSC_ROOT``, else the synthetic
+   dataset (generated into the profile's ``synthetic.folder``; reused when complete);
+2. each notebook ``notebooks/<name>.ipynb`` is executed by papermill (a kernel running this interpreter) into
+   ``<book_dir>/chapters/<name>.ipynb`` (written to a temporary file, then renamed); the notebook records its key
+   figures in ``<output_dir>/<name>.json``;
+3. ``jupyter-book build <book_dir>`` (execution is off in ``_config.yml``: the book shows the executed copies).
+
+Relative paths in a profile are relative to the project root (the folder holding ``notebooks/`` and ``book/``).
+A second run reuses what is already prepared: the dataset is reused and the export skips complete sequences.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+KERNEL_NAME = "python3"
+VENV_KERNEL_NAME = "trackssm-nuscenes"
+
+PROFILE_KEYS = {
+    "title": "book subtitle for this run",
+    "version": "nuScenes version (v1.0-mini | v1.0-trainval)",
+    "dataroot": "real nuScenes dataroot (null: $NUSC_ROOT, else the synthetic dataset)",
+    "synthetic": "mapping: folder, scenes, seed, images",
+    "output_dir": "export and recorded figures",
+    "book_dir": "the Jupyter Book source folder",
+    "notebook_dir": "where the notebooks are",
+    "notebooks": "notebook names, in order",
+    "execution_timeout_s": "per-cell timeout",
+    "parameters": "mapping: notebook name -> its parameters",
+}
+SYNTHETIC_KEYS = ("folder", "scenes", "seed", "images")
+DEFAULTS = {
+    "title": "report", "version": "v1.0-mini", "dataroot": None,
+    "synthetic": {"folder": None, "scenes": None, "seed": 0, "images": True},
+    "output_dir": "outputs/report", "book_dir": "book", "notebook_dir": "notebooks",
+    "notebooks": ["01_projection_sanity", "02_interpolation"], "execution_timeout_s": 1800, "parameters": {},
+}
+# Split names that mean the same role in the other version (a profile written for one version stays usable).
+SPLIT_EQUIVALENT = {
+    "v1.0-mini": {"train": "mini_train", "val": "mini_val", "test": "mini_val"},
+    "v1.0-trainval": {"mini_train": "train", "mini_val": "val"},
+}
+
+
+class ReportError(RuntimeError):
+    """A notebook failed or the book did not build; the message says which and where the evidence is."""
+
+
+def _resolve(path: str | Path | None, base: Path = PROJECT_ROOT) -> Path | None:
+    if path is None:
+        return None
+    path = Path(os.path.expanduser(str(path)))
+    return path if path.is_absolute() else base / path
+
+
+def load_profile(profile: str | Path) -> dict:
+    """Read and validate a profile; unknown keys raise ValueError naming the key and the file."""
+    path = Path(profile)
+    if not path.is_file() and not path.is_absolute() and (PROJECT_ROOT / path).is_file():
+        path = PROJECT_ROOT / path
+    if not path.is_file():
+        raise FileNotFoundError(f"report profile {profile} not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"cannot parse report profile {path}: {err}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"report profile {path} must be a mapping of keys to values")
+    for key in data:
+        if key not in PROFILE_KEYS:
+            raise ValueError(f"unknown key {key!r} in report profile {path}; known keys: {', '.join(PROFILE_KEYS)}")
+    synthetic = data.get("synthetic") or {}
+    if not isinstance(synthetic, dict):
+        raise ValueError(f"'synthetic' in report profile {path} must be a mapping")
+    for key in synthetic:
+        if key not in SYNTHETIC_KEYS:
+            raise ValueError(f"unknown key 'synthetic.{key}' in report profile {path}; "
+                             f"known keys: {', '.join(SYNTHETIC_KEYS)}")
+    params = data.get("parameters") or {}
+    if not isinstance(params, dict) or not all(isinstance(v, dict) or v is None for v in params.values()):
+        raise ValueError(f"'parameters' in report profile {path} must map notebook names to mappings")
+    out = {**DEFAULTS, **{k: v for k, v in data.items() if v is not None or k == "dataroot"}}
+    out["synthetic"] = {**DEFAULTS["synthetic"], **synthetic}
+    out["parameters"] = {k: dict(v or {}) for k, v in params.items()}
+    out["notebooks"] = list(out["notebooks"])
+    for name in out["parameters"]:
+        if name not in out["notebooks"]:
+            raise ValueError(f"report profile {path} has parameters for {name!r}, which is not one of its "
+                             f"notebooks {out['notebooks']}")
+    out["_path"] = path
+    return out
+
+
+def notebook_parameters(notebook: Path) -> dict:
+    """Names (and default source text) of the notebook's ``parameters`` cell."""
+    import papermill
+
+    return dict(papermill.inspect_notebook(str(notebook)))
+
+
+def venv_kernel_name() -> str:
+    """A kernel that runs this very interpreter.
+
+    The ``python3`` kernelspec is used when it resolves to this interpreter (argv ``python``, which jupyter_client
+    replaces with ``sys.executable``, or this executable itself); otherwise a kernelspec pointing at
+    ``sys.executable`` is installed into this environment (like ``python -m ipykernel install --sys-prefix``).
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    ksm = KernelSpecManager()
+    try:
+        spec = ksm.get_kernel_spec(KERNEL_NAME)
+        first = spec.argv[0] if spec.argv else ""
+        if first in ("python", f"python{sys.version_info[0]}", f"python{sys.version_info[0]}.{sys.version_info[1]}") \
+                or Path(first) == Path(sys.executable):
+            return KERNEL_NAME
+    except NoSuchKernel:
+        pass
+    kdir = Path(sys.prefix) / "share" / "jupyter" / "kernels" / VENV_KERNEL_NAME
+    spec_json = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                 "display_name": f"Python ({VENV_KERNEL_NAME})", "language": "python"}
+    kfile = kdir / "kernel.json"
+    if not kfile.is_file() or json.loads(kfile.read_text()).get("argv") != spec_json["argv"]:
+        kdir.mkdir(parents=True, exist_ok=True)
+        kfile.write_text(json.dumps(spec_json, indent=1))
+    return VENV_KERNEL_NAME
+
+
+def _adapt_split(split, version: str):
+    if isinstance(split, str):
+        return SPLIT_EQUIVALENT.get(version, {}).get(split, split)
+    return split
+
+
+def _given_dataset(root: Path, version: str, source: str) -> dict:
+    """A dataroot given by the user; a folder made by ``trackssm_lib.synth`` (its ``synth.json``) is still
+    reported as synthetic."""
+    ds = {"dataroot": root, "version": version, "synthetic": False, "source": source}
+    manifest = root / "synth.json"
+    if manifest.is_file():
+        try:
+            info = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            info = {}
+        if info.get("generator", "").startswith("trackssm_lib.synth"):
+            ds.update(synthetic=True, scenes=info.get("n_scenes"), seed=info.get("seed"),
+                      images=info.get("images"), generated=False)
+    return ds
+
+
+def resolve_dataset(prof: dict, dataroot: str | None, version: str | None) -> dict:
+    """Which dataset the report uses: {dataroot, version, synthetic, source, ...}."""
+    version = version or os.environ.get("NUSC_VERSION") or prof["version"]
+    if dataroot:
+        return _given_dataset(Path(dataroot).resolve(), version, "argument")
+    if prof.get("dataroot"):
+        return _given_dataset(_resolve(prof["dataroot"]), version, "profile")
+    if os.environ.get("NUSC_ROOT"):
+        return _given_dataset(Path(os.environ["NUSC_ROOT"]).resolve(), version, "NUSC_ROOT")
+    syn = prof["synthetic"]
+    folder = syn.get("folder") if version == prof["version"] else None  # the profile's folder is for its version
+    folder = folder or f"data/synth-{version}-s{syn.get('seed') or 0}" + ("" if syn.get("images", True) else "-noimg")
+    return {"dataroot": _resolve(folder), "version": version, "synthetic": True, "source": "synthetic",
+            "scenes": syn.get("scenes"), "seed": int(syn.get("seed") or 0), "images": bool(syn.get("images", True)),
+            "generated": True}
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _placeholder_chapter(path: Path, name: str) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}\n\nThis chapter was not executed in this report run "
+                                              f"(run `python -m trackssm_lib report --notebooks {name}`).")]
+    nbformat.write(nb, str(path))
+
+
+def _write_run_info(path: Path, prof: dict, ds: dict, params: dict, timings: dict, out_dir: Path) -> None:
+    kind = "**synthetic** dataset in the nuScenes schema (generated by `trackssm_lib.synth`, " \
+        f"{ds.get('scenes') or 'all'} scenes, seed {ds.get('seed')}; not real sensor data)" if ds["synthetic"] \
+        else "**real nuScenes** data"
+    lines = [
+        "## This run", "",
+        f"- profile: `{_display_path(prof['_path'])}` ({prof.get('title', '')})",
+        f"- dataset: {kind}",
+        f"- dataroot: `{_display_path(ds['dataroot'])}` (from {ds['source']}), version `{ds['version']}`",
+        f"- outputs (export, recorded figures): `{_display_path(out_dir)}`",
+        f"- built: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}", "",
+        "| chapter | parameters | execution time |", "| --- | --- | --- |",
+    ]
+    for name, p in params.items():
+        shown = ", ".join(f"{k}={v!r}" for k, v in p.items() if k not in ("dataroot", "output_dir", "export_dir"))
+        t = timings.get(name)
+        lines.append(f"| {name} | {shown.replace('|', '/')} | {f'{t:.0f} s' if t is not None else 'not run'} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _display_path(path: Path | str) -> str:
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def notebook_run_parameters(prof: dict, nb_dir: Path, ds: dict, out_dir: Path) -> dict:
+    """Papermill parameters of each notebook of the profile: the common ones (dataroot, version, output_dir,
+    export_dir) where the notebook declares them, plus the profile's; a name the notebook does not declare in its
+    ``parameters`` cell raises ValueError."""
+    common = {"dataroot": str(ds["dataroot"]), "version": ds["version"], "output_dir": str(out_dir)}
+    all_params = {}
+    for name in prof["notebooks"]:
+        src = nb_dir / f"{name}.ipynb"
+        declared = notebook_parameters(src) if src.is_file() else {}
+        given = prof["parameters"].get(name, {})
+        unknown = [k for k in given if k not in declared]
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown} for notebook {name} in report profile "
+                             f"{prof['_path']}; the notebook declares {sorted(declared)}")
+        params = {k: v for k, v in common.items() if k in declared}
+        params.update({k: _adapt_split(v, ds["version"]) if k.endswith("split") else v for k, v in given.items()})
+        if "export_dir" in declared:
+            # one export per dataset and settings: prepare() refuses to mix settings in one folder
+            tag = "-".join([Path(ds["dataroot"]).name, ds["version"], str(params.get("interp", "3d")),
+                            str(params.get("clip", "exact"))])
+            params["export_dir"] = str(out_dir / "export" / tag)
+        all_params[name] = params
+    return all_params
+
+
+def run_report(profile: str | Path, dataroot: str | None = None, version: str | None = None,
+               notebooks: list[str] | None = None, out: str | Path | None = None, build: bool = True) -> Path:
+    """Run the profile's notebooks and build the book; returns ``<book_dir>/_build/html/index.html``."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    t_start = time.perf_counter()
+    prof = load_profile(profile)
+    names = list(notebooks) if notebooks else prof["notebooks"]
+    nb_dir, book_dir = _resolve(prof["notebook_dir"]), _resolve(prof["book_dir"])
+    out_dir = Path(out).resolve() if out is not None else _resolve(prof["output_dir"])
+    for name in names:
+        if name not in prof["notebooks"]:
+            raise ValueError(f"notebook {name!r} is not in report profile {prof['_path']} "
+                             f"(its notebooks: {prof['notebooks']})")
+        if not (nb_dir / f"{name}.ipynb").is_file():
+            raise FileNotFoundError(f"notebook {nb_dir / (name + '.ipynb')} not found "
+                                    f"(profile {prof['_path']} lists {prof['notebooks']})")
+    ds = resolve_dataset(prof, dataroot, version)
+    notebook_run_parameters(prof, nb_dir, ds, out_dir)  # bad parameters fail before any work
+    if ds.get("generated"):
+        from trackssm_lib.synth import generate_dataset
+
+        _log(f"[report] synthetic {ds['version']} dataset in {ds['dataroot']} "
+             f"({ds['scenes'] or 'all'} scenes, seed {ds['seed']}; reused when complete)")
+        t0 = time.perf_counter()
+        ds["dataroot"] = Path(generate_dataset(ds["dataroot"], version=ds["version"], n_scenes=ds["scenes"],
+                                               seed=ds["seed"], images=ds["images"]))
+        _log(f"[report] dataset ready in {time.perf_counter() - t0:.1f} s")
+    if not Path(ds["dataroot"]).is_dir():
+        raise FileNotFoundError(f"nuScenes dataroot {ds['dataroot']} (from {ds['source']}) does not exist")
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chapters = book_dir / "chapters"
+    chapters.mkdir(parents=True, exist_ok=True)
+    kernel = venv_kernel_name()
+    all_params = notebook_run_parameters(prof, nb_dir, ds, out_dir)
+    timings = {}
+    for i, name in enumerate(names, 1):
+        src, dst = nb_dir / f"{name}.ipynb", chapters / f"{name}.ipynb"
+        tmp = chapters / f".{name}.tmp.ipynb"
+        _log(f"[report] notebook {i}/{len(names)}: {name} ...")
+        t0 = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(src), str(tmp), parameters=all_params[name], kernel_name=kernel,
+                                       progress_bar=False, cwd=str(PROJECT_ROOT),
+                                       execution_timeout=prof["execution_timeout_s"])
+        except PapermillExecutionError as err:
+            failed = chapters / f"{name}.failed.ipynb"
+            if tmp.exists():
+                os.replace(tmp, failed)
+            raise ReportError(f"notebook {name} failed in cell {err.exec_count}: {err.ename}: {err.evalue} "
+                              f"(executed copy with the traceback: {failed})") from err
+        os.replace(tmp, dst)
+        (chapters / f"{name}.failed.ipynb").unlink(missing_ok=True)
+        timings[name] = time.perf_counter() - t0
+        _log(f"[report] notebook {i}/{len(names)}: {name} done in {timings[name]:.1f} s")
+    for name in prof["notebooks"]:
+        if not (chapters / f"{name}.ipynb").exists():
+            _placeholder_chapter(chapters / f"{name}.ipynb", name)
+    _write_run_info(chapters / "run_info.md", prof, ds, all_params, timings, out_dir)
+    (out_dir / "report_run.json").write_text(json.dumps({
+        "profile": str(prof["_path"]), "dataroot": str(ds["dataroot"]), "version": ds["version"],
+        "synthetic": ds["synthetic"], "notebooks": names, "parameters": all_params,
+        "notebook_seconds": {k: round(v, 1) for k, v in timings.items()}}, indent=2, sort_keys=True) + "\n")
+
+    index = book_dir / "_build" / "html" / "index.html"
+    if build:
+        _log(f"[report] building the book in {book_dir} ...")
+        t0 = time.perf_counter()
+        build_book(book_dir)
+        _log(f"[report] book built in {time.perf_counter() - t0:.1f} s")
+    _log(f"[report] total {time.perf_counter() - t_start:.1f} s")
+    return index
+
+
+def build_book(book_dir: str | Path) -> Path:
+    """``jupyter-book build book_dir`` with this interpreter; raises ReportError with the log tail on failure."""
+    book_dir = Path(book_dir)
+    cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+           "build", str(book_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=str(book_dir.parent))
+    log = book_dir / "_build" / "build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(proc.stdout + "\n" + proc.stderr)
+    index = book_dir / "_build" / "html" / "index.html"
+    if proc.returncode != 0 or not index.is_file():
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+        raise ReportError(f"jupyter-book build {book_dir} failed (exit {proc.returncode}; full log {log}):\n{tail}")
+    return index
