@@ -1,4 +1,4 @@
-"""Command line: ``python -m trackssm_lib {synth,prepare,report} ...``."""
+"""Command line: ``python -m trackssm_lib {synth,prepare,report,train} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -43,6 +43,12 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from trackssm_lib.training import train_command  # imports torch: only when training
+
+    return train_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trackssm_lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the export and recorded figures go (default: the profile's output_dir); executed "
                         "notebooks always go to the book's chapters/")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("train", help="fine-tune TrackSSM on prepared sequences (phase 1 or 2; torchrun: DDP)")
+    p.add_argument("--config", required=True, help="YAML config (configs/nuscenes_phase1.yaml, ..._phase2.yaml)")
+    p.add_argument("--data", default=None, help="prepared export folder (overrides the config's 'data')")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override config keys (values parsed as YAML); repeatable")
+    p.add_argument("--resume", action="store_true", help="continue from the phase's *_last.pth")
+    p.set_defaults(func=_train)
     return parser
 
 

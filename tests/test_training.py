@@ -1,0 +1,227 @@
+"""Training phases 1/2 on a tiny synthetic export: freezing, groups, early stopping, resume, errors, DDP."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from trackssm_lib.model import CheckpointError, read_checkpoint
+from trackssm_lib.training import ConfigError, TrainingError, load_config, lr_factor, main, train_main
+
+REPO = Path(__file__).resolve().parents[1]
+PHASE1 = REPO / "configs" / "nuscenes_phase1.yaml"
+PHASE2 = REPO / "configs" / "nuscenes_phase2.yaml"
+TINY = ["batch_size=2", "max_train_batches=2", "val_batch_size=4", "max_val_batches=1", "num_queries=16",
+        "pretrain_epochs=1", "pretrain_batch_size=32", "pretrain_max_batches=2", "warmup_epochs=1",
+        "progress=false", "num_threads=2", "backend=torch", "device=cpu"]
+
+
+@pytest.fixture(scope="module")
+def export_root(tmp_path_factory) -> Path:
+    from trackssm_lib.export import prepare
+    from trackssm_lib.synth import generate_dataset
+
+    tmp = tmp_path_factory.mktemp("train")
+    generate_dataset(tmp / "nusc", "v1.0-mini", n_scenes=2, seed=0, images=False, progress=False)
+    prepare(tmp / "nusc", "v1.0-mini", tmp / "export", cameras=["CAM_FRONT", "CAM_BACK"], progress=False)
+    return tmp / "export"
+
+
+def run(config: Path, data: Path, out: Path, *extra: str, resume: bool = False) -> dict:
+    return train_main(config, data=data, overrides=TINY + [f"output_dir={out}", *extra], resume=resume)
+
+
+def state(path: Path) -> dict[str, torch.Tensor]:
+    return read_checkpoint(path).state_dict
+
+
+def extra(path: Path) -> dict:
+    return read_checkpoint(path).meta["extra"]
+
+
+@pytest.fixture(scope="module")
+def phase1(export_root, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("p1")
+    return out, run(PHASE1, export_root, out, "epochs=3")
+
+
+# ------------------------------------------------------------------------------------------------ phase 1
+def test_phase1_freezes_encoder_and_writes_outputs(phase1):
+    out, summary = phase1
+    assert summary["stop_reason"] == "max_epochs" and summary["epochs_run"] == 3
+    assert summary["start"].startswith("phase 0: fallback: pedestrian tracks")
+    start = state(out / "weights" / "phase0" / "phase0_pretrain.pth")
+    for name in ("phase1_decoder_best.pth", "phase1_decoder_last.pth"):
+        trained = state(out / "weights" / "phase1" / name)
+        enc = [k for k in start if k.startswith("encoder.")]
+        assert len(enc) == 6 * 10 + 2
+        assert all(torch.equal(start[k], trained[k]) for k in enc)  # bit-identical
+        assert any(not torch.equal(start[k], trained[k]) for k in trained if k.startswith("ssm_decoder."))
+        assert not torch.equal(start["class_embedding.weight"], trained["class_embedding.weight"])
+    last = extra(out / "weights" / "phase1" / "phase1_decoder_last.pth")
+    assert last["epoch"] == 3 and set(last["rng"]) >= {"python", "numpy", "torch"}
+    assert last["config"]["phase"] == 1 and "optimizer" in last and "scheduler" in last
+    assert [g["name"] for g in last["optimizer"]["param_groups"]] == ["decoder"]
+    log = (out / "logs" / "phase1_training.log").read_text()
+    assert "phase 1 epoch 3/3" in log and "phase 0: pretraining" in log
+    assert list((out / "runs" / "phase1_nuscenes").glob("events.out.tfevents.*"))
+
+
+def test_resume_equals_uninterrupted(phase1, export_root, tmp_path):
+    out_a, _ = phase1
+    part = run(PHASE1, export_root, tmp_path, "epochs=3", "stop_after_epoch=2")
+    assert part["stop_reason"] == "stop_after_epoch" and part["last_epoch"] == 2
+    rest = run(PHASE1, export_root, tmp_path, "epochs=3", resume=True)
+    assert rest["epochs_run"] == 1 and rest["last_epoch"] == 3
+    assert rest["start"].startswith("resumed from")
+    a = state(out_a / "weights" / "phase1" / "phase1_decoder_last.pth")
+    b = state(tmp_path / "weights" / "phase1" / "phase1_decoder_last.pth")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ea = extra(out_a / "weights" / "phase1" / "phase1_decoder_last.pth")
+    eb = extra(tmp_path / "weights" / "phase1" / "phase1_decoder_last.pth")
+    assert [h["val_loss"] for h in ea["history"]] == [h["val_loss"] for h in eb["history"]]
+    # nothing left to do: resuming a finished run returns at once
+    again = run(PHASE1, export_root, tmp_path, "epochs=3", resume=True)
+    assert again["epochs_run"] == 0 and again["stop_reason"] == "max_epochs"
+
+
+# ------------------------------------------------------------------------------------------------ phase 2
+def test_phase2_two_groups_logged_to_tensorboard(phase1, export_root, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out1, _ = phase1
+    best1 = out1 / "weights" / "phase1" / "phase1_decoder_best.pth"
+    summary = run(PHASE2, export_root, tmp_path, "epochs=2", "warmup_epochs=0", "decay_start=1.0",
+                  f"phase1_checkpoint={best1}")
+    assert summary["start"] == f"phase 1 checkpoint {best1}"
+    last = extra(tmp_path / "weights" / "phase2" / "phase2_full_last.pth")
+    groups = last["optimizer"]["param_groups"]
+    assert [g["name"] for g in groups] == ["encoder", "decoder"]
+    assert [g["lr"] for g in groups] == [1e-5, 5e-5]
+    acc = EventAccumulator(str(tmp_path / "runs" / "phase2_nuscenes"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"loss/train", "loss/val", "lr/encoder", "lr/decoder"} <= tags
+    assert [e.value for e in acc.Scalars("lr/encoder")] == pytest.approx([1e-5, 1e-5])
+    assert [e.value for e in acc.Scalars("lr/decoder")] == pytest.approx([5e-5, 5e-5])
+    assert [e.step for e in acc.Scalars("loss/val")] == [1, 2]
+    # everything trained: the encoder moved
+    p1, p2 = state(best1), state(tmp_path / "weights" / "phase2" / "phase2_full_last.pth")
+    assert not torch.equal(p1["encoder.mamba_net.layers.0.mixer.in_proj.weight"],
+                           p2["encoder.mamba_net.layers.0.mixer.in_proj.weight"])
+
+
+def test_early_stopping_stops(phase1, export_root, tmp_path):
+    out1, _ = phase1
+    best1 = out1 / "weights" / "phase1" / "phase1_decoder_best.pth"
+    summary = run(PHASE2, export_root, tmp_path, "epochs=6", "patience=1", "encoder_lr=0", "decoder_lr=0",
+                  f"phase1_checkpoint={best1}")
+    assert summary["stop_reason"] == "early_stopped"
+    assert summary["epochs_run"] == 2 and summary["best_epoch"] == 1
+    assert extra(tmp_path / "weights" / "phase2" / "phase2_full_last.pth")["early_stopped"]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(phase1, export_root, tmp_path):
+    out1, _ = phase1
+    best1 = out1 / "weights" / "phase1" / "phase1_decoder_best.pth"
+    # 2 steps per epoch: step 3 is the first step of epoch 2
+    with pytest.raises(TrainingError, match=r"non-finite training loss .* epoch 2.*last good checkpoint is kept"):
+        run(PHASE2, export_root, tmp_path, "epochs=3", "fault_nan_at_step=3", f"phase1_checkpoint={best1}")
+    last = tmp_path / "weights" / "phase2" / "phase2_full_last.pth"
+    assert extra(last)["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state(last).values())
+
+
+# ------------------------------------------------------------------------------------------------- errors
+def test_unknown_config_key_is_named(tmp_path, export_root):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(PHASE1.read_text() + "learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown config key 'learning_rate'"):
+        train_main(bad, data=export_root)
+    with pytest.raises(ConfigError, match=r"unknown config key 'epoch'"):
+        train_main(PHASE1, data=export_root, overrides=["epoch=3"])
+    with pytest.raises(ConfigError, match=r"'epochs' expects int"):
+        load_config(PHASE1, ["epochs=many"])
+    assert main(["--config", str(PHASE1), "--data", str(export_root), "--set", "bogus=1"]) == 2
+
+
+def test_missing_data_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data folder .*nowhere does not exist"):
+        train_main(PHASE1, data=tmp_path / "nowhere", overrides=[f"output_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="no data folder"):
+        train_main(PHASE1, overrides=[f"output_dir={tmp_path}"])
+
+
+def test_bad_checkpoints(tmp_path, export_root):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        run(PHASE1, export_root, tmp_path, f"init_checkpoint={junk}")
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"ddpm": {"module.encoder.something": torch.zeros(3)}}, wrong)
+    with pytest.raises(CheckpointError, match="missing keys"):
+        run(PHASE1, export_root, tmp_path, f"init_checkpoint={wrong}")
+    with pytest.raises(CheckpointError, match="phase-1 best checkpoint not found"):
+        run(PHASE2, export_root, tmp_path / "empty")
+    with pytest.raises(TrainingError, match="no checkpoint to resume"):
+        run(PHASE1, export_root, tmp_path / "empty", resume=True)
+
+
+def test_official_checkpoint_start(tmp_path, export_root):
+    from trackssm_lib.model import TrackSSM, save_official_checkpoint
+
+    torch.manual_seed(5)
+    official = save_official_checkpoint(tmp_path / "official.pt", TrackSSM(backend="torch"))
+    summary = run(PHASE1, export_root, tmp_path, "epochs=1", f"init_checkpoint={official}")
+    assert summary["start"] == f"init_checkpoint {official}"
+    src, trained = state(official), state(tmp_path / "weights" / "phase1" / "phase1_decoder_best.pth")
+    assert all(torch.equal(src[k], trained[k]) for k in src if k.startswith("encoder."))
+
+
+def test_schedule_shape():
+    f = [lr_factor(s, total_steps=100, warmup_steps=10, decay_from=50, min_ratio=0.01) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(x == 1.0 for x in f[10:51])
+    assert all(a >= b for a, b in zip(f[50:], f[51:])) and f[-1] == pytest.approx(0.01)
+
+
+def test_configs_hold_published_hyperparameters():
+    p1, p2 = load_config(PHASE1), load_config(PHASE2)
+    assert (p1["phase"], p1["lr"], p1["batch_size"], p1["epochs"], p1["patience"]) == (1, 1e-4, 16, 40, 7)
+    assert (p1["sequence_length"], p1["num_queries"], p1["warmup_epochs"], p1["grad_clip"]) == (20, 300, 5, 1.0)
+    assert (p2["phase"], p2["encoder_lr"], p2["decoder_lr"], p2["epochs"], p2["patience"]) == (2, 1e-5, 5e-5, 80, 10)
+    assert (p2["warmup_epochs"], p2["grad_clip"], p1["output_sigmoid"]) == (5, 1.0, False)
+
+
+# ---------------------------------------------------------------------------------------------------- DDP
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")
+def test_torchrun_two_processes_cpu(phase1, export_root, tmp_path):
+    out1, _ = phase1
+    best1 = out1 / "weights" / "phase1" / "phase1_decoder_best.pth"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    overrides = [x for x in TINY if not x.startswith("num_threads")] + [
+        "num_threads=1", "epochs=2", f"output_dir={tmp_path}", f"phase1_checkpoint={best1}"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "trackssm_lib.training", "--config", str(PHASE2), "--data", str(export_root)]
+    for o in overrides:
+        cmd += ["--set", o]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=90, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert '"world_size": 2' in proc.stdout and proc.stdout.count('"phase": 2') == 1  # rank 0 prints
+    last = extra(tmp_path / "weights" / "phase2" / "phase2_full_last.pth")
+    assert last["epoch"] == 2
+    log = (tmp_path / "logs" / "phase2_training.log").read_text()
+    assert "2 process(es)" in log and log.count("phase 2 epoch 2/2") == 1
+
+
+def test_phase0_mot17_pretraining(export_root, tmp_path):
+    mot17 = REPO.parent / "shared" / "data" / "mot17-train-gt"
+    if not mot17.is_dir():
+        pytest.skip(f"MOT17 ground truth not found at {mot17} (it lives in ../shared/data beside the checkout)")
+    summary = run(PHASE1, export_root, tmp_path, "epochs=1", f"mot17_root={mot17}", "pretrain_max_batches=1")
+    assert summary["start"].startswith(f"phase 0: MOTChallenge pedestrian GT {mot17} (7 sequences)")
+    assert extra(tmp_path / "weights" / "phase0" / "phase0_pretrain.pth")["phase"] == 0
