@@ -206,7 +206,7 @@ def test_torchrun_two_processes_cpu(phase1, export_root, tmp_path):
     overrides = [x for x in TINY if not x.startswith("num_threads")] + [
         "num_threads=1", "epochs=2", f"output_dir={tmp_path}", f"phase1_checkpoint={best1}"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "trackssm_lib.training", "--config", str(PHASE2), "--data", str(export_root)]
+           "-m", "trackssm_lib", "train", "--config", str(PHASE2), "--data", str(export_root)]
     for o in overrides:
         cmd += ["--set", o]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=90, cwd=tmp_path)
