@@ -1,4 +1,4 @@
-"""Command line: ``python -m trackssm_lib {synth,prepare,report,train} ...``."""
+"""Command line: ``python -m trackssm_lib {synth,prepare,report,train,evaluate} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override config keys (values parsed as YAML); repeatable")
     p.add_argument("--resume", action="store_true", help="continue from the phase's *_last.pth")
     p.set_defaults(func=_train)
+
+    from trackssm_lib.evaluation import add_evaluate_parser
+
+    add_evaluate_parser(sub)
     return parser
 
 
