@@ -1,4 +1,4 @@
-"""Command line: ``python -m trackssm_lib {synth,prepare,report,train,evaluate} ...``."""
+"""Command line: ``python -m trackssm_lib {synth,prepare,report,train,track,evaluate} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_train)
 
     from trackssm_lib.evaluation import add_evaluate_parser
+    from trackssm_lib.tracking import add_track_parser
 
+    add_track_parser(sub)
     add_evaluate_parser(sub)
     return parser
 

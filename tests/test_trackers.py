@@ -1,0 +1,356 @@
+"""Trackers: shared class-aware association, Kalman / TrackSSM motion models, multi-camera batching, run_tracking."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from trackssm_lib.detections import load_detections
+from trackssm_lib.trackers import (
+    BaseTracker,
+    KalmanTracker,
+    MultiCameraTracker,
+    TrackSSMTracker,
+    iou_distance,
+    linear_assignment,
+)
+from trackssm_lib.trackers.boxmot_adapter import BoxMOTTracker, TrackerUnavailableError
+
+CAR, PED = 0, 4
+
+
+def det(x1, y1, x2, y2, score=0.9, cls=CAR):
+    return np.array([[x1, y1, x2, y2, score, cls]], dtype=np.float64)
+
+
+NONE = np.zeros((0, 6))
+
+
+class LastBoxModel(torch.nn.Module):
+    """Stub TrackSSM: next box = last box + last delta (constant velocity), counts calls and batch sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def predict(self, condition, class_ids=None):
+        self.calls.append(len(condition))
+        return condition[:, -1, :4] + condition[:, -1, 4:]
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory) -> Path:
+    from trackssm_lib.export import prepare
+    from trackssm_lib.synth import generate_dataset
+
+    tmp = tmp_path_factory.mktemp("trk")
+    generate_dataset(tmp / "nusc", "v1.0-mini", n_scenes=2, seed=0, images=False, progress=False)
+    prepare(tmp / "nusc", "v1.0-mini", tmp / "export", progress=False)
+    return tmp / "export"
+
+
+# ----------------------------------------------------------------------------------------------- assignment
+def test_linear_assignment_threshold_and_gating():
+    cost = np.array([[0.1, 0.9], [0.85, 0.2]])
+    m, ur, uc = linear_assignment(cost, 0.8)
+    assert sorted(map(tuple, m.tolist())) == [(0, 0), (1, 1)]
+    m, ur, uc = linear_assignment(np.array([[0.9]]), 0.8)
+    assert len(m) == 0 and ur.tolist() == [0] and uc.tolist() == [0]
+    boxes = np.array([[0, 0, 10, 10]])
+    gated = iou_distance(boxes, boxes, np.array([PED]), np.array([CAR]))
+    assert gated[0, 0] > 1
+    assert iou_distance(boxes, boxes, np.array([CAR]), np.array([CAR]))[0, 0] == pytest.approx(0)
+
+
+def test_class_gating_car_never_continues_pedestrian():
+    trk = KalmanTracker(frame_rate=12)
+    out = trk.update(det(100, 100, 150, 250, cls=PED))
+    assert out[:, 4].tolist() == [1] and out[0, 6] == PED
+    seen = {}
+    for _ in range(5):
+        out = trk.update(det(100, 100, 150, 250, cls=CAR))
+        for row in out:
+            seen.setdefault(int(row[4]), set()).add(int(row[6]))
+    assert 1 not in seen  # the pedestrian track never took the car detection
+    assert seen == {2: {CAR}}
+    # without class awareness the same detection continues the pedestrian track
+    blind = KalmanTracker(frame_rate=12, class_aware=False)
+    blind.update(det(100, 100, 150, 250, cls=PED))
+    assert blind.update(det(100, 100, 150, 250, cls=CAR))[:, 4].tolist() == [1]
+
+
+def test_lost_track_reactivated_with_same_id():
+    trk = KalmanTracker(frame_rate=12)
+    for _ in range(3):
+        assert trk.update(det(100, 100, 200, 180))[:, 4].tolist() == [1]
+    for _ in range(5):
+        assert len(trk.update(NONE)) == 0
+    assert len(trk.lost) == 1
+    out = trk.update(det(101, 100, 201, 180))
+    assert out[:, 4].tolist() == [1]
+    assert len(trk.lost) == 0
+
+
+@pytest.mark.parametrize("tracker_cls", ["kalman", "trackssm"])
+def test_lost_timeout_in_seconds(tracker_cls):
+    def make(fps):
+        if tracker_cls == "kalman":
+            return KalmanTracker(frame_rate=fps)
+        return TrackSSMTracker(LastBoxModel(), frame_rate=fps, image_size=(1600, 900))
+
+    assert make(12).max_time_lost == 12 and make(30).max_time_lost == 30  # official 30 frames at 30 fps = 1 s
+
+    def reappears_with(fps, gap_s):
+        trk = make(fps)
+        for _ in range(fps):  # seen for 1 s
+            trk.update(det(100, 100, 200, 180))
+        for _ in range(int(round(gap_s * fps)) - 1):  # the detection is gone for gap_s
+            trk.update(NONE)
+        ids = set()
+        for _ in range(3):
+            ids |= set(trk.update(det(100, 100, 200, 180))[:, 4].astype(int).tolist())
+        return ids
+
+    for fps in (12, 30):
+        assert reappears_with(fps, 0.9) == {1}, fps  # still lost: re-activated, same id
+        assert reappears_with(fps, 1.25) == {2}, fps  # removed after 1 s: a new track
+
+
+def test_unconfirmed_tracks_need_a_second_match_and_ids_are_contiguous():
+    trk = KalmanTracker(frame_rate=12)
+    trk.update(NONE)  # frame 1 without detections
+    assert len(trk.update(det(0, 0, 50, 50))) == 0  # frame 2: unconfirmed
+    assert len(trk.update(det(500, 500, 550, 550))) == 0  # the first is dropped unconfirmed, a second is born
+    assert trk.update(det(500, 500, 550, 550))[:, 4].tolist() == [1]  # confirmed: the first id is 1
+    # low-score detections never start tracks but continue them
+    trk2 = KalmanTracker(frame_rate=12)
+    assert len(trk2.update(det(0, 0, 50, 50, score=0.65))) == 0  # high (>= 0.6) but below new_track_thresh 0.7
+    assert len(trk2.update(det(0, 0, 50, 50, score=0.3))) == 0
+    trk2.update(det(0, 0, 50, 50, score=0.95))  # new, unconfirmed
+    assert len(trk2.update(det(0, 0, 50, 50, score=0.3))) == 0  # unconfirmed tracks only take high detections
+    trk2.update(det(0, 0, 50, 50, score=0.95))  # new again
+    assert trk2.update(det(0, 0, 50, 50, score=0.9))[:, 4].tolist() == [1]  # confirmed
+    assert trk2.update(det(0, 0, 50, 50, score=0.3))[:, 4].tolist() == [1]  # match 2 with a low detection
+
+
+# ------------------------------------------------------------------------------------- shared association
+def _noisy_frames(export_dir):
+    seq = sorted(export_dir.glob("*/*_CAM_FRONT"))[0]
+    dets = load_detections("noisy", seq, seed=1)
+    return [dets[f] for f in sorted(dets)]
+
+
+def _run(trk, frames):
+    return [trk.update(d) for d in frames]
+
+
+class _SameMotion:
+    """Identical motion model for both trackers: the track stays where it was last seen."""
+
+    def init_motion(self, track):
+        track.motion = track.box.copy()
+
+    def predict(self, tracks):
+        return np.array([t.motion for t in tracks]).reshape(-1, 4)
+
+    def correct(self, track, box):
+        track.motion = np.asarray(box, dtype=np.float64).copy()
+
+
+class StubKalman(_SameMotion, KalmanTracker):
+    pass
+
+
+class StubSSM(_SameMotion, TrackSSMTracker):
+    pass
+
+
+def test_trackers_share_association_and_differ_only_by_motion(export_dir):
+    for name in ("update", "step", "prediction_pool", "output", "_remove_duplicates"):
+        assert getattr(KalmanTracker, name) is getattr(BaseTracker, name)
+        assert getattr(TrackSSMTracker, name) is getattr(BaseTracker, name)
+    frames = _noisy_frames(export_dir)
+    a = _run(StubKalman(frame_rate=12), frames)
+    b = _run(StubSSM(LastBoxModel(), frame_rate=12, image_size=(1600, 900)), frames)
+    assert sum(len(x) for x in a) > 100
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    # with the real motion models the outputs differ
+    c = _run(KalmanTracker(frame_rate=12), frames)
+    d = _run(TrackSSMTracker(LastBoxModel(), frame_rate=12, image_size=(1600, 900)), frames)
+    assert any(len(x) != len(y) or not np.array_equal(x, y) for x, y in zip(c, d))
+
+
+def test_trackssm_history_rows():
+    model = LastBoxModel()
+    trk = TrackSSMTracker(model, frame_rate=12, image_size=(1000, 500))
+    trk.update(det(100, 100, 200, 200))  # frame 1: confirmed at once, history [(box, 0)]
+    track = trk.tracked[0]
+    assert len(track.motion) == 1
+    np.testing.assert_allclose(track.motion[0], [150, 150, 100, 100, 0, 0, 0, 0])
+    cond = trk.build_conditions([track])
+    assert cond.shape == (1, 5, 8)
+    np.testing.assert_allclose(cond[0], np.tile([0.15, 0.3, 0.1, 0.2, 0, 0, 0, 0], (5, 1)), atol=1e-7)
+    trk.update(det(110, 100, 210, 200))  # predicted (150,...) then overwritten by the detection
+    assert len(track.motion) == 2
+    np.testing.assert_allclose(track.motion[-1], [160, 150, 100, 100, 10, 0, 0, 0])
+    cond = trk.build_conditions([track])  # padded at the END with the last row
+    np.testing.assert_allclose(cond[0, 1:] * np.array([1000, 500] * 4), np.tile(track.motion[-1], (4, 1)), rtol=1e-6)
+    out = trk.update(NONE)  # predicted 170 (constant velocity) and lost
+    assert len(out) == 0
+    np.testing.assert_allclose(track.motion[-1], [170, 150, 100, 100, 10, 0, 0, 0], atol=1e-3)
+    for _ in range(5):
+        trk.update(NONE)
+    assert len(track.motion) == 5  # deque of the last 5 rows
+    assert model.calls == [1, 1, 1, 1, 1, 1, 1]
+
+
+def _gt_ids_per_frame(seq_dir):
+    gt = np.loadtxt(seq_dir / "gt" / "gt.txt", delimiter=",", ndmin=2)
+    order = np.argsort(gt[:, 0], kind="stable")
+    gt = gt[order]
+    return gt, {int(f): gt[gt[:, 0] == f, 1].astype(int) for f in np.unique(gt[:, 0])}
+
+
+@pytest.mark.parametrize("kind", ["kalman", "trackssm-cv"])
+def test_gt_detections_give_one_track_per_gt_track(export_dir, kind):
+    """Exact detections: a GT track seen without gaps keeps one id; no output id covers two GT tracks."""
+    seq_dirs = sorted(export_dir.glob("*/*_CAM_FRONT")) + sorted(export_dir.glob("*/*_CAM_BACK"))
+    n_gt, n_single, n_ids, n_pure = 0, 0, 0, 0
+    for seq in seq_dirs:
+        dets = load_detections("gt", seq)
+        gt, gt_ids = _gt_ids_per_frame(seq)
+        trk = (KalmanTracker(frame_rate=12) if kind == "kalman"
+               else TrackSSMTracker(LastBoxModel(), frame_rate=12, image_size=(1600, 900)))
+        ids: dict[int, list[int]] = {}
+        for f in sorted(dets):
+            for row in trk.update(dets[f]):
+                ids.setdefault(int(gt_ids[f][int(row[7])]), []).append(int(row[4]))
+        for g in np.unique(gt[:, 1]).astype(int):
+            frames = np.sort(gt[gt[:, 1] == g, 0])
+            if len(frames) < 5 or np.diff(frames).max() > 2:  # short, or gaps in the annotation
+                continue
+            n_gt += 1
+            n_single += len(set(ids.get(g, []))) == 1
+        owner: dict[int, set] = {}
+        for g, lst in ids.items():
+            for i in lst:
+                owner.setdefault(i, set()).add(g)
+        n_ids += len(owner)
+        n_pure += sum(len(v) == 1 for v in owner.values())
+    assert n_gt > 20
+    assert n_single / n_gt >= 0.85, (n_single, n_gt)
+    assert n_pure / n_ids >= 0.9, (n_pure, n_ids)
+
+
+# -------------------------------------------------------------------------------------------- multi-camera
+def test_multicamera_batches_one_model_call_per_timestamp(export_dir):
+    seqs = sorted(export_dir.glob("mini_train/*"))
+    assert len(seqs) == 6
+    dets = {s.name: load_detections("noisy", s, seed=2) for s in seqs}
+    shared = LastBoxModel()
+    multi = MultiCameraTracker({n: TrackSSMTracker(shared, frame_rate=12, image_size=(1600, 900)) for n in dets})
+    solo = {n: TrackSSMTracker(LastBoxModel(), frame_rate=12, image_size=(1600, 900)) for n in dets}
+    n_steps = max(max(d) for d in dets.values())
+    steps_with_tracks = 0
+    for f in range(1, n_steps + 1):
+        step = {n: d[f] for n, d in dets.items() if f in d}
+        calls_before = len(shared.calls)
+        out = multi.update(step)
+        pool = sum(len(t.prediction_pool()) for t in multi.trackers.values())
+        assert len(shared.calls) - calls_before <= 1  # at most ONE model call for all cameras
+        for n, d in step.items():
+            np.testing.assert_allclose(out[n], solo[n].update(d), rtol=1e-5, atol=1e-3)
+        steps_with_tracks += pool > 0
+    assert len(shared.calls) >= n_steps - 2
+    assert max(shared.calls) > max(len(t.prediction_pool()) for t in multi.trackers.values())
+
+
+def test_boxmot_missing_gives_install_hint():
+    pytest.importorskip  # noqa: B018 - boxmot is optional and not installed here
+    try:
+        import boxmot  # noqa: F401
+    except ImportError:
+        with pytest.raises(TrackerUnavailableError, match=r"pip install boxmot==19\.0\.0"):
+            BoxMOTTracker("bytetrack", frame_rate=12)
+    else:  # pragma: no cover
+        pytest.skip("boxmot is installed")
+    with pytest.raises(TrackerUnavailableError, match="unknown BoxMOT tracker"):
+        BoxMOTTracker("sort", frame_rate=12)
+
+
+# -------------------------------------------------------------------------------------------- run_tracking
+def test_run_tracking_output_files(export_dir, tmp_path):
+    from trackssm_lib.tracking import run_tracking
+
+    out = tmp_path / "res"
+    summary = run_tracking(export_dir, "mini_val", tracker="kalman", detections="gt", out=out, progress=False)
+    seqs = sorted(p.name for p in (export_dir / "mini_val").iterdir() if p.is_dir())
+    files = sorted(p.name for p in out.iterdir())
+    assert files == [f"{s}.txt" for s in seqs]  # one file per sequence, no temporary files left
+    assert summary["sequences"] == len(seqs) and summary["boxes"] > 0
+    n_rows = n_gt = 0
+    for s in seqs:
+        lines = (out / f"{s}.txt").read_text().splitlines()
+        rows = np.array([[float(v) for v in ln.split(",")] for ln in lines])
+        assert rows.shape[1] == 10
+        assert (rows[:, 8:] == -1).all()
+        ids = rows[:, 1].astype(int)
+        assert ids.min() == 1 and ids.max() == len(np.unique(ids))  # small, contiguous, 1-based
+        assert (rows[:, 0] == rows[:, 0].astype(int)).all() and rows[:, 0].min() >= 1
+        assert (rows[:, 4] > 0).all() and (rows[:, 5] > 0).all()
+        assert set(rows[:, 7].astype(int)) <= set(range(7))
+        assert not any(np.unique(rows[rows[:, 0] == f, 1], return_counts=True)[1].max() > 1
+                       for f in np.unique(rows[:, 0]))
+        n_rows += len(rows)
+        n_gt += len(np.loadtxt(export_dir / "mini_val" / s / "gt" / "gt.txt", delimiter=",", ndmin=2))
+    assert n_rows >= 0.75 * n_gt  # gt detections: most boxes are tracked (not the unconfirmed first frames)
+
+
+def test_run_tracking_trackssm_and_errors(export_dir, tmp_path, monkeypatch):
+    import trackssm_lib.tracking as tracking
+    from trackssm_lib.tracking import TrackingError, UnknownTrackerError, run_tracking
+
+    with pytest.warns(UserWarning, match="random weights"):
+        model = tracking.load_model(None)
+    assert type(model).__name__ == "TrackSSM"
+    # the trackssm path with a fast stub model (random weights lose every track: slow and meaningless)
+    stub = LastBoxModel()
+    monkeypatch.setattr(tracking, "load_model", lambda *a, **k: stub)
+    summary = run_tracking(export_dir, "mini_val", tracker="trackssm", detections="noisy", out=tmp_path / "a",
+                           progress=False)
+    assert summary["sequences"] == 6 and summary["boxes"] > 0
+    frames = max(int(ln.split("=")[1]) for p in (export_dir / "mini_val").glob("*/seqinfo.ini")
+                 for ln in p.read_text().splitlines() if ln.startswith("seqLength"))
+    assert len(stub.calls) <= frames  # one batched call per frame index for the 6 cameras
+    monkeypatch.undo()
+    with pytest.raises(UnknownTrackerError, match="unknown tracker"):
+        run_tracking(export_dir, "mini_val", tracker="sort", out=tmp_path / "b", progress=False)
+    with pytest.raises(TrackingError, match="nope"):
+        run_tracking(export_dir, "nope", tracker="kalman", out=tmp_path / "b", progress=False)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt"):
+        run_tracking(export_dir, "mini_val", tracker="trackssm", checkpoint=bad, out=tmp_path / "b", progress=False)
+    with pytest.raises(TrackingError, match="not found"):
+        run_tracking(export_dir, "mini_val", tracker="trackssm", checkpoint=tmp_path / "missing.pt",
+                     out=tmp_path / "b", progress=False)
+    with pytest.raises(TrackingError, match="detections"):
+        run_tracking(export_dir, "mini_val", tracker="kalman", detections="yolo", out=tmp_path / "b", progress=False)
+    with pytest.raises(TrackerUnavailableError, match="pip install boxmot"):
+        run_tracking(export_dir, "mini_val", tracker="boxmot:bytetrack", out=tmp_path / "b", progress=False)
+
+
+def test_track_parser_hook(export_dir, tmp_path):
+    import argparse
+
+    from trackssm_lib.tracking import add_track_parser
+
+    parser = argparse.ArgumentParser()
+    add_track_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["track", "--data", str(export_dir), "--split", "mini_val", "--tracker", "kalman",
+                              "--detections", "noisy", "--out", str(tmp_path / "r"), "--quiet"])
+    assert args.func(args) == 0
+    assert len(list((tmp_path / "r").glob("*.txt"))) == 6

@@ -1,0 +1,112 @@
+"""TrackSSM motion model with the shared association (the official tracker, class-aware).
+
+Each track keeps a deque of its last 5 rows ``(cx, cy, w, h, dcx, dcy, dw, dh)`` in pixels, as the official
+tracker does:
+
+* a new track starts with ``(box, 0)``;
+* a prediction appends ``(pred, pred - previous row's box)``;
+* a matched detection overwrites the last row with ``(det, det - box of the row before it)``; a track matched
+  without having been predicted in this frame (an unconfirmed track) overwrites its last row with
+  ``(det, det - its last observed box)``.
+
+The model input is the deque padded at the END with copies of its last row up to 5 rows, normalised by the image
+width (cx, w and their deltas) and height (cy, h and their deltas). The model returns the next absolute box,
+normalised; non-finite outputs fall back to the last box and sizes are kept >= 1 pixel.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from trackssm_lib.trackers.association import BaseTracker, Track
+from trackssm_lib.trackers.kalman_tracker import cxcywh_to_xyxy, xyxy_to_cxcywh
+
+HISTORY = 5
+
+
+class TrackSSMTracker(BaseTracker):
+    """Shared association + TrackSSM predictions (one batched model call per frame).
+
+    ``model``: a :class:`~trackssm_lib.model.TrackSSM` (or any callable ``predict(condition (B, 5, 8),
+    class_ids (B,)) -> (B, 4)``); ``image_size``: (width, height) in pixels; ``use_class_ids``: pass the tracks'
+    class ids to the model (the class offset is zero for official weights, so this changes nothing for them).
+    """
+
+    def __init__(self, model: Any, frame_rate: float = 30.0, image_size: tuple[float, float] = (1600, 900),
+                 use_class_ids: bool = True, device: str | torch.device | None = None, **assoc) -> None:
+        self.model = model
+        self.image_size = (float(image_size[0]), float(image_size[1]))
+        if self.image_size[0] <= 0 or self.image_size[1] <= 0:
+            raise ValueError(f"image_size must be positive, got {image_size}")
+        self.use_class_ids = use_class_ids
+        if device is None:
+            params = getattr(model, "parameters", None)
+            first = next(iter(params()), None) if callable(params) else None
+            device = first.device if first is not None else torch.device("cpu")
+        self.device = torch.device(device)
+        self._norm = np.array([self.image_size[0], self.image_size[1]] * 4)
+        super().__init__(frame_rate, **assoc)
+
+    # ------------------------------------------------------------------ history
+    def init_motion(self, track: Track) -> None:
+        c = xyxy_to_cxcywh(track.box)
+        track.motion = deque([np.concatenate([c, np.zeros(4)])], maxlen=HISTORY)
+        track.extra["last_obs"] = c
+
+    def build_conditions(self, tracks: Sequence[Track]) -> np.ndarray:
+        """Model inputs (K, 5, 8), normalised, padded at the end with copies of the last row."""
+        out = np.empty((len(tracks), HISTORY, 8), dtype=np.float32)
+        for i, t in enumerate(tracks):
+            rows = list(t.motion)
+            rows += [rows[-1]] * (HISTORY - len(rows))
+            out[i] = np.asarray(rows) / self._norm
+        return out
+
+    def class_ids(self, tracks: Sequence[Track]) -> np.ndarray:
+        return np.array([t.class_id for t in tracks], dtype=np.int64)
+
+    def apply_predictions(self, tracks: Sequence[Track], pred_norm: np.ndarray) -> np.ndarray:
+        """Append the model's (K, 4) normalised predictions to the histories -> boxes (K, 4) x1y1x2y2 pixels."""
+        pred = np.asarray(pred_norm, dtype=np.float64).reshape(-1, 4) * self._norm[:4]
+        for i, t in enumerate(tracks):
+            prev = t.motion[-1][:4]
+            p = pred[i]
+            if not np.isfinite(p).all():
+                p = prev.copy()
+            p[2:] = np.maximum(p[2:], 1.0)
+            pred[i] = p
+            t.motion.append(np.concatenate([p, p - prev]))
+            t.predicted = True
+        return cxcywh_to_xyxy(pred)
+
+    def run_model(self, conditions: np.ndarray, class_ids: np.ndarray | None) -> np.ndarray:
+        """One batched model call on (B, 5, 8) normalised conditions -> (B, 4) normalised boxes."""
+        if len(conditions) == 0:
+            return np.zeros((0, 4))
+        cond = torch.from_numpy(np.ascontiguousarray(conditions, dtype=np.float32)).to(self.device)
+        cls = None
+        if class_ids is not None and self.use_class_ids:
+            cls = torch.from_numpy(np.asarray(class_ids, dtype=np.int64)).to(self.device)
+        predict = getattr(self.model, "predict", None)
+        with torch.inference_mode():
+            out = predict(cond, cls) if predict is not None else self.model(cond, cls)
+        return out.detach().to("cpu", torch.float64).numpy()
+
+    def predict(self, tracks: Sequence[Track]) -> np.ndarray:
+        if not tracks:
+            return np.zeros((0, 4))
+        pred = self.run_model(self.build_conditions(tracks), self.class_ids(tracks))
+        return self.apply_predictions(tracks, pred)
+
+    def correct(self, track: Track, box: np.ndarray) -> None:
+        c = xyxy_to_cxcywh(box)
+        hist = track.motion
+        if track.predicted and len(hist) >= 2:
+            prev = hist[-2][:4]
+        else:
+            prev = track.extra["last_obs"]
+        hist[-1] = np.concatenate([c, c - prev])
+        track.extra["last_obs"] = c

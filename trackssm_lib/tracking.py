@@ -1,0 +1,220 @@
+"""Run a tracker over a prepared split: one result file per sequence, cameras of a scene batched together.
+
+``python -m trackssm_lib track --data EXPORT --split mini_val --tracker trackssm|kalman|boxmot:NAME
+[--checkpoint PATH] --detections gt|noisy|DIR --out RESULTS``
+
+Results: ``OUT/<sequence>.txt`` with rows ``frame,track_id,x,y,w,h,score,class_id,-1,-1`` (MOT format, top-left
+x/y in pixels, 1-based frames; track ids 1-based, small and unique per sequence), written atomically; every
+sequence of the split gets a file, possibly empty. The sequences ``<scene>_<CAMERA>`` of a scene are tracked
+together (one tracker per camera, one batched TrackSSM call per frame index, see
+:class:`~trackssm_lib.trackers.MultiCameraTracker`).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from trackssm_lib.constants import CAMERAS
+from trackssm_lib.data import read_seqinfo, split_sequence_dirs
+from trackssm_lib.detections import load_detections
+
+TRACKERS = ("trackssm", "kalman")
+RESULT_COLUMNS = ("frame", "track_id", "x", "y", "w", "h", "score", "class_id", "-1", "-1")
+
+
+class TrackingError(ValueError):
+    """Bad tracking request: unknown tracker, missing split or data, unreadable checkpoint."""
+
+
+class UnknownTrackerError(TrackingError):
+    """A tracker name that is none of trackssm, kalman, boxmot:NAME."""
+
+
+def parse_tracker(spec: str) -> tuple[str, str | None]:
+    """``'trackssm'`` -> ('trackssm', None); ``'boxmot:bytetrack'`` -> ('boxmot', 'bytetrack')."""
+    spec = str(spec).strip()
+    if spec.lower() in TRACKERS:
+        return spec.lower(), None
+    if spec.lower().startswith("boxmot:") and spec.split(":", 1)[1]:
+        return "boxmot", spec.split(":", 1)[1].lower()
+    raise UnknownTrackerError(f"unknown tracker {spec!r}: choose trackssm, kalman or boxmot:NAME "
+                              f"(NAME = bytetrack, botsort or ocsort)")
+
+
+def scene_of(sequence: str) -> str:
+    """``scene-0061_CAM_FRONT`` -> ``scene-0061`` (a name without a camera suffix is its own group)."""
+    for cam in CAMERAS:
+        if sequence.endswith("_" + cam):
+            return sequence[: -len(cam) - 1]
+    return sequence
+
+
+def load_model(checkpoint: str | Path | None, seed: int = 0, device: str = "cpu"):
+    """TrackSSM from ``checkpoint`` (official or project format), or with seeded random weights when None."""
+    import torch
+
+    from trackssm_lib.model import TrackSSM, load_checkpoint
+
+    if checkpoint is None:
+        warnings.warn("no --checkpoint: TrackSSM runs with random weights (only useful for tests and speed)",
+                      stacklevel=2)
+        torch.manual_seed(seed)
+        model = TrackSSM()
+    else:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise TrackingError(f"checkpoint {path} not found")
+        try:
+            model = load_checkpoint(path, map_location=device)
+        except ValueError:
+            raise
+        except Exception as exc:  # unpickling errors of a file that is no checkpoint
+            raise TrackingError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc})") from exc
+    return model.to(device).eval()
+
+
+def make_tracker(kind: str, name: str | None, frame_rate: float, image_size: tuple[int, int], model: Any = None,
+                 **assoc: Any):
+    from trackssm_lib.trackers import BoxMOTTracker, KalmanTracker, TrackSSMTracker
+
+    if kind == "trackssm":
+        return TrackSSMTracker(model, frame_rate=frame_rate, image_size=image_size, **assoc)
+    if kind == "kalman":
+        return KalmanTracker(frame_rate=frame_rate, **assoc)
+    return BoxMOTTracker(name or "", frame_rate=frame_rate, image_size=image_size)
+
+
+def format_rows(rows: np.ndarray) -> str:
+    """(R, 8) [frame, id, x1, y1, x2, y2, score, class] -> MOT lines ``frame,id,x,y,w,h,score,class,-1,-1``."""
+    lines = [f"{int(f)},{int(i)},{x1:.3f},{y1:.3f},{x2 - x1:.3f},{y2 - y1:.3f},{s:.4f},{int(c)},-1,-1\n"
+             for f, i, x1, y1, x2, y2, s, c in rows.tolist()]
+    return "".join(lines)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: str | Path, model: Any,
+                seed: int, det_config: dict | None = None, **assoc: Any) -> dict[str, np.ndarray]:
+    """Track the sequences of one scene together -> {sequence: (R, 8) frame, id, x1, y1, x2, y2, score, class}."""
+    from trackssm_lib.trackers import MultiCameraTracker
+
+    infos, dets, trackers = {}, {}, {}
+    for d in seq_dirs:
+        info = read_seqinfo(d)
+        seq = str(info.get("name", d.name))
+        infos[seq] = info
+        dets[seq] = load_detections(detections, d, seed=seed, config=det_config)
+        trackers[seq] = make_tracker(kind, name, float(info.get("frameRate", 12)),
+                                     (info["imWidth"], info["imHeight"]), model, **assoc)
+    multi = MultiCameraTracker(trackers)
+    lengths = {s: max(dets[s]) if dets[s] else 0 for s in dets}
+    rows: dict[str, list[np.ndarray]] = {s: [] for s in dets}
+    for frame in range(1, max(lengths.values(), default=0) + 1):
+        step = {s: dets[s].get(frame, np.zeros((0, 6))) for s in dets if frame <= lengths[s]}
+        out = multi.update(step)
+        for s, tracks in out.items():
+            if len(tracks):
+                rows[s].append(np.column_stack([np.full(len(tracks), frame), tracks[:, 4], tracks[:, :4],
+                                                tracks[:, 5], tracks[:, 6]]))
+    return {s: (np.concatenate(r) if r else np.zeros((0, 8))) for s, r in rows.items()}
+
+
+def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", detections: str | Path = "gt",
+                 out: str | Path = "results", checkpoint: str | Path | None = None, seed: int = 0,
+                 progress: bool = True, det_config: dict | None = None, device: str = "cpu",
+                 **assoc: Any) -> dict[str, Any]:
+    """Track every sequence of ``split`` in the prepared export ``data_dir``; write ``out/<sequence>.txt``.
+
+    Returns a summary: sequences, frames, boxes, tracks (ids over all sequences), seconds, camera frames per
+    second, the output folder and the settings.
+    """
+    kind, name = parse_tracker(tracker)
+    if checkpoint is not None and kind != "trackssm":
+        raise TrackingError(f"--checkpoint is only used by the trackssm tracker, not {tracker!r}")
+    try:
+        seq_dirs = split_sequence_dirs(data_dir, split)
+    except FileNotFoundError as exc:
+        raise TrackingError(str(exc)) from exc
+    if not seq_dirs:
+        raise TrackingError(f"split {split!r} in {data_dir} has no sequences")
+    if isinstance(detections, str) and detections not in ("gt", "noisy") and not Path(detections).is_dir():
+        raise TrackingError(f"detections {detections!r}: use gt, noisy or a folder of <sequence>.txt files")
+    if kind == "boxmot":
+        from trackssm_lib.trackers.boxmot_adapter import BOXMOT_TRACKERS, import_boxmot
+
+        if name not in BOXMOT_TRACKERS:
+            raise UnknownTrackerError(f"unknown BoxMOT tracker {name!r}; choose one of {sorted(BOXMOT_TRACKERS)}")
+        import_boxmot()
+    model = load_model(checkpoint, seed=seed, device=device) if kind == "trackssm" else None
+
+    scenes: dict[str, list[Path]] = {}
+    for d in seq_dirs:
+        scenes.setdefault(scene_of(d.name), []).append(d)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    n_frames = n_boxes = n_tracks = 0
+    start = time.perf_counter()
+    bar = tqdm(scenes.items(), total=len(scenes), desc=f"track {tracker}", unit="scene", disable=not progress,
+               file=sys.stderr)
+    for _, dirs in bar:
+        results = track_scene(dirs, kind, name, detections, model, seed, det_config, **assoc)
+        for d in dirs:
+            seq = str(read_seqinfo(d).get("name", d.name))
+            rows = results.get(seq, np.zeros((0, 8)))
+            write_atomic(out / f"{seq}.txt", format_rows(rows))
+            n_boxes += len(rows)
+            n_tracks += len(np.unique(rows[:, 1])) if len(rows) else 0
+            n_frames += int(read_seqinfo(d).get("seqLength", 0))
+    bar.close()
+    seconds = time.perf_counter() - start
+    return {"sequences": len(seq_dirs), "scenes": len(scenes), "frames": n_frames, "boxes": n_boxes,
+            "tracks": n_tracks, "seconds": round(seconds, 3),
+            "fps": round(n_frames / seconds, 1) if seconds > 0 else None, "out": str(out), "tracker": tracker,
+            "detections": str(detections), "checkpoint": None if checkpoint is None else str(checkpoint),
+            "seed": seed, "split": split}
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+def _track_command(args: argparse.Namespace) -> int:
+    import json
+
+    summary = run_tracking(args.data, args.split, tracker=args.tracker, detections=args.detections, out=args.out,
+                           checkpoint=args.checkpoint, seed=args.seed, progress=not args.quiet)
+    print(json.dumps(summary))
+    return 0
+
+
+def add_track_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``track`` on the ``python -m trackssm_lib`` sub-parsers (``args.func(args)`` runs it)."""
+    p = subparsers.add_parser("track", help="run a tracker on a prepared split; MOT result files per sequence")
+    p.add_argument("--data", required=True, help="prepared export folder")
+    p.add_argument("--split", required=True, help="split name (mini_val, val, ...)")
+    p.add_argument("--tracker", default="trackssm", help="trackssm | kalman | boxmot:NAME (bytetrack, botsort, "
+                                                         "ocsort; needs pip install boxmot==19.0.0)")
+    p.add_argument("--checkpoint", default=None, help="TrackSSM checkpoint (official or project); default: random "
+                                                      "weights (tests and speed only)")
+    p.add_argument("--detections", default="gt", help="gt | noisy | folder of <sequence>.txt MOT detections")
+    p.add_argument("--out", required=True, help="results folder (<sequence>.txt)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noisy detections (and of random weights)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_track_command)
+    return p
