@@ -1,0 +1,366 @@
+"""Looking at trained TrackSSM models: training runs reused across reports, TensorBoard scalars, next-box error.
+
+* :func:`train_or_reuse` runs :func:`trackssm_lib.training.train_main` unless the same training already finished
+  in the same folder (then its summary is returned as it was) or stopped part-way (then it is resumed). "The same"
+  means the same effective configuration (config file + overrides + data folder, ignoring keys that only change
+  how fast or how verbosely it runs) and the same starting checkpoint file content (``init_checkpoint`` in phase 1,
+  the phase-1 best checkpoint in phase 2). A marker ``<output_dir>/weights/phase<N>/reuse.json`` holds both.
+* :func:`read_scalars` reads a run's TensorBoard scalars (``loss/train``, ``loss/val``, ``lr/<group>``) into
+  arrays.
+* :func:`next_box_error` scores next-box predictions on the official per-track samples of a split: for each
+  sample (7 consecutive boxes ``b0..b6`` of one track) the model sees ``b0..b5`` and predicts ``b6``; the
+  constant-velocity baseline predicts ``b5 + (b5 - b4)``. Scores are the IoU with ``b6`` and the distance between
+  box centres in pixels (image size from each sequence's ``seqinfo.ini``), per class and over all samples.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from trackssm_lib.constants import CLASS_NAMES
+from trackssm_lib.data import default_splits, extract_track_samples, load_split
+from trackssm_lib.model import TrackSSM, load_checkpoint
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONSTANT_VELOCITY = "constant velocity"
+REUSE_MARKER = "reuse.json"
+# Keys that change how a run executes, not what it computes: they do not prevent reuse.
+RUNTIME_KEYS = frozenset({"progress", "device", "num_threads", "num_workers", "stop_after_epoch", "backend",
+                          "amp", "output_dir"})
+
+
+# ---------------------------------------------------------------------------------------------- reuse
+def _sha256(path: str | os.PathLike | None) -> str | None:
+    if not path or not Path(path).is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    from trackssm_lib.records import to_jsonable
+
+    return to_jsonable(value)
+
+
+def resolve_mot17_root(path: str | os.PathLike | None) -> str | None:
+    """``path`` (relative paths from the project root) when it holds MOTChallenge GT, else None (the fallback)."""
+    if not path:
+        return None
+    p = Path(os.path.expanduser(str(path)))
+    p = p if p.is_absolute() else PROJECT_ROOT / p
+    return str(p.resolve()) if p.is_dir() else None
+
+
+def effective_config(config_path: str | os.PathLike, data: str | os.PathLike,
+                     overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The configuration :func:`train_main` will use (data folder and resolved splits included)."""
+    from trackssm_lib.training import load_config
+
+    cfg = load_config(config_path, overrides)
+    cfg["data"] = str(data)
+    train_split, val_split = default_splits(data)
+    cfg["train_split"] = train_split if cfg["train_split"] == "auto" else cfg["train_split"]
+    cfg["val_split"] = val_split if cfg["val_split"] == "auto" else cfg["val_split"]
+    return cfg
+
+
+def phase_paths(cfg: Mapping[str, Any]) -> dict[str, Path]:
+    """Checkpoints, TensorBoard folder, log and reuse marker of the phase ``cfg`` describes."""
+    from trackssm_lib.training import PHASES, REPO_ROOT
+
+    out = Path(cfg["output_dir"]) if cfg.get("output_dir") else REPO_ROOT
+    phase = int(cfg["phase"])
+    phase_dir, stem, run_name = PHASES[phase]
+    wdir = out / "weights" / phase_dir
+    return {"root": out, "best": wdir / f"{stem}_best.pth", "last": wdir / f"{stem}_last.pth",
+            "marker": wdir / REUSE_MARKER, "tensorboard": out / "runs" / run_name,
+            "log": out / "logs" / f"phase{phase}_training.log", "phase0": out / "weights" / "phase0" /
+            "phase0_pretrain.pth", "phase1_best": out / "weights" / "phase1" / "phase1_decoder_best.pth"}
+
+
+def start_checkpoint(cfg: Mapping[str, Any]) -> Path | None:
+    """The file a phase starts from: phase 1 ``init_checkpoint`` (None when phase 0 pretrains), phase 2 the
+    phase-1 best checkpoint."""
+    if int(cfg["phase"]) == 1:
+        return Path(cfg["init_checkpoint"]) if cfg.get("init_checkpoint") else None
+    return Path(cfg["phase1_checkpoint"]) if cfg.get("phase1_checkpoint") else phase_paths(cfg)["phase1_best"]
+
+
+def _fingerprint(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    start = start_checkpoint(cfg)
+    return {"config": _jsonable({k: v for k, v in sorted(cfg.items()) if k not in RUNTIME_KEYS}),
+            "start_checkpoint": str(start) if start else None, "start_sha256": _sha256(start)}
+
+
+def train_or_reuse(config_path: str | os.PathLike, data: str | os.PathLike, overrides: Sequence[str] = (),
+                   log: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Train (``train_main``), resume a stopped run of the same training, or reuse a finished one.
+
+    Returns ``train_main``'s summary plus ``action`` ('trained' | 'resumed' | 'reused'). A finished run is reused
+    only when its best checkpoint still exists and its marker matches (same effective configuration and the same
+    starting checkpoint content); otherwise training starts from scratch (the TensorBoard run restarts at step 1).
+    """
+    from trackssm_lib.training import train_main
+
+    cfg = effective_config(config_path, data, overrides)
+    paths = phase_paths(cfg)
+    fp = _fingerprint(cfg)
+    marker = {}
+    if paths["marker"].is_file():
+        try:
+            marker = json.loads(paths["marker"].read_text())
+        except (OSError, ValueError):
+            marker = {}
+    same = marker.get("fingerprint") == fp
+    say = log or (lambda _msg: None)
+    if same and marker.get("status") == "finished" and paths["best"].is_file() and marker.get("summary"):
+        say(f"reusing finished phase-{cfg['phase']} training in {paths['root']} (best checkpoint "
+            f"{paths['best']}; same configuration and starting weights)")
+        return {**marker["summary"], "action": "reused"}
+    resume = same and paths["last"].is_file()
+    if resume:
+        say(f"resuming phase-{cfg['phase']} training from {paths['last']}")
+    else:
+        say(f"training phase {cfg['phase']} into {paths['root']}")
+    _write_marker(paths["marker"], {"status": "started", "fingerprint": fp})
+    summary = train_main(config_path, data=data, overrides=overrides, resume=resume)
+    finished = summary["stop_reason"] in ("max_epochs", "early_stopped")
+    _write_marker(paths["marker"], {"status": "finished" if finished else "stopped", "fingerprint": fp,
+                                    "summary": _jsonable(summary)})
+    return {**summary, "action": "resumed" if resume else "trained"}
+
+
+def _write_marker(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def training_overrides(output_dir: str | os.PathLike, epochs: int | None = None, device: str = "auto",
+                       mot17_root: str | None = None, extra: Mapping[str, Any] | None = None) -> list[str]:
+    """``key=value`` overrides for :func:`train_or_reuse` from notebook parameters (None values are left out).
+
+    ``mot17_root`` is resolved with :func:`resolve_mot17_root` (absent folder: the documented fallback).
+    """
+    items: dict[str, Any] = {"output_dir": str(Path(output_dir).resolve()), "device": device, "progress": False}
+    if epochs is not None:
+        items["epochs"] = int(epochs)
+    mot = resolve_mot17_root(mot17_root)
+    if mot:
+        items["mot17_root"] = mot
+    items.update({k: v for k, v in (extra or {}).items() if v is not None})
+    return [f"{k}={_yaml_value(v)}" for k, v in items.items()]
+
+
+def _yaml_value(value: Any) -> str:
+    """A value as ``--set`` text that YAML reads back as the same type (``1e-05`` would be a string)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return f"{value:.9e}"
+    return json.dumps(value)
+
+
+# ---------------------------------------------------------------------------------------------- TensorBoard
+def read_scalars(run_dir: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
+    """Every scalar tag of a TensorBoard run folder: ``{tag: {"step": int array, "value": float array}}``.
+
+    Repeated steps (a restarted run) keep the last value written.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"TensorBoard run folder {run_dir} does not exist")
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    out = {}
+    for tag in acc.Tags().get("scalars", []):
+        last: dict[int, float] = {}
+        for ev in acc.Scalars(tag):
+            last[int(ev.step)] = float(ev.value)
+        steps = np.array(sorted(last), dtype=np.int64)
+        out[tag] = {"step": steps, "value": np.array([last[s] for s in steps], dtype=np.float64)}
+    return out
+
+
+def lr_groups(scalars: Mapping[str, Any]) -> list[str]:
+    """Parameter-group names logged as ``lr/<group>``."""
+    return sorted(t.split("/", 1)[1] for t in scalars if t.startswith("lr/"))
+
+
+def configured_lrs(cfg: Mapping[str, Any]) -> dict[str, float]:
+    """The configured (peak) learning rate of each parameter group of a phase."""
+    if int(cfg["phase"]) == 1:
+        return {"decoder": float(cfg["lr"])}
+    return {"encoder": float(cfg["encoder_lr"]), "decoder": float(cfg["decoder_lr"])}
+
+
+# ---------------------------------------------------------------------------------------------- samples
+def split_samples(data_root: str | os.PathLike, split: str | None = None) -> dict[str, Any]:
+    """Official per-track samples of a split with each sample's image size.
+
+    Returns ``boxes7 (S, 7, 4)`` (normalised cx, cy, w, h; b0..b6), ``class_ids (S,)``, ``width``/``height (S,)``
+    (pixels), ``split`` and ``sequences`` (count). ``split`` None: the export's validation split.
+    """
+    data_root = Path(data_root)
+    split = split or default_splits(data_root)[1]
+    seqs = load_split(data_root, split)
+    boxes, cls, width, height = [], [], [], []
+    for seq in seqs:
+        b7, c = extract_track_samples(seq.frames, seq.track_ids, seq.boxes, seq.class_ids)
+        boxes.append(b7)
+        cls.append(c)
+        width.append(np.full(len(c), seq.width, dtype=np.float64))
+        height.append(np.full(len(c), seq.height, dtype=np.float64))
+    if not boxes:
+        boxes, cls, width, height = [np.zeros((0, 7, 4), np.float32)], [np.zeros(0, np.int64)], \
+            [np.zeros(0)], [np.zeros(0)]
+    return {"boxes7": np.concatenate(boxes), "class_ids": np.concatenate(cls), "width": np.concatenate(width),
+            "height": np.concatenate(height), "split": split, "sequences": len(seqs)}
+
+
+def constant_velocity(boxes7: np.ndarray) -> np.ndarray:
+    """The constant-velocity prediction of ``b6``: ``b5 + (b5 - b4)`` (normalised cx, cy, w, h)."""
+    boxes7 = np.asarray(boxes7, dtype=np.float64)
+    return 2.0 * boxes7[:, 5] - boxes7[:, 4]
+
+
+def predict_next(model: TrackSSM, boxes7: np.ndarray, class_ids: np.ndarray | None = None,
+                 device: str | torch.device = "cpu", batch_size: int = 2048) -> np.ndarray:
+    """The model's prediction of ``b6`` from ``b0..b5`` for every sample (eval mode, no gradients)."""
+    from trackssm_lib.data import build_condition
+
+    boxes7 = torch.as_tensor(np.asarray(boxes7, dtype=np.float32))
+    cond, _ = build_condition(boxes7)
+    cls = None if class_ids is None else torch.as_tensor(np.asarray(class_ids, dtype=np.int64))
+    was_training = model.training
+    model.to(device).eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for i in range(0, len(cond), batch_size):
+                c = cond[i:i + batch_size].to(device)
+                k = None if cls is None else cls[i:i + batch_size].to(device)
+                out.append(model(c, k).float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, 4))
+
+
+def _to_xyxy_px(boxes: np.ndarray, width: np.ndarray, height: np.ndarray) -> np.ndarray:
+    b = np.asarray(boxes, dtype=np.float64)
+    cx, cy, w, h = b[:, 0] * width, b[:, 1] * height, b[:, 2] * width, b[:, 3] * height
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+
+
+def box_errors(pred: np.ndarray, target: np.ndarray, width: np.ndarray,
+               height: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IoU and centre distance (px) of normalised (cx, cy, w, h) boxes; predicted sizes below 0 count as 0."""
+    p, t = _to_xyxy_px(pred, width, height), _to_xyxy_px(target, width, height)
+    p[:, 2] = np.maximum(p[:, 2], p[:, 0])
+    p[:, 3] = np.maximum(p[:, 3], p[:, 1])
+    iw = np.clip(np.minimum(p[:, 2], t[:, 2]) - np.maximum(p[:, 0], t[:, 0]), 0, None)
+    ih = np.clip(np.minimum(p[:, 3], t[:, 3]) - np.maximum(p[:, 1], t[:, 1]), 0, None)
+    inter = iw * ih
+    union = (p[:, 2] - p[:, 0]) * (p[:, 3] - p[:, 1]) + (t[:, 2] - t[:, 0]) * (t[:, 3] - t[:, 1]) - inter
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    dx = (p[:, 0] + p[:, 2] - t[:, 0] - t[:, 2]) / 2
+    dy = (p[:, 1] + p[:, 3] - t[:, 1] - t[:, 3]) / 2
+    return iou, np.hypot(dx, dy)
+
+
+def next_box_error(samples: Mapping[str, Any], models: Mapping[str, TrackSSM | None],
+                   device: str | torch.device = "cpu", use_class_ids: bool = True) -> list[dict[str, Any]]:
+    """Next-box prediction error of each named model on the same samples (from :func:`split_samples`).
+
+    ``models`` maps a display name to a TrackSSM, or to None for the constant-velocity baseline. Returns rows
+    ``{model, class_name, n, mean_iou, mean_center_error_px, median_center_error_px}`` per class present (in class
+    id order) and ``class_name='all'``.
+    """
+    boxes7, cls = np.asarray(samples["boxes7"]), np.asarray(samples["class_ids"], dtype=np.int64)
+    width, height = np.asarray(samples["width"], float), np.asarray(samples["height"], float)
+    target = boxes7[:, 6]
+    rows = []
+    for name, model in models.items():
+        if model is None:
+            pred = constant_velocity(boxes7)
+        else:
+            pred = predict_next(model, boxes7, cls if use_class_ids else None, device=device)
+        iou, err = box_errors(pred, target, width, height)
+        groups = [(CLASS_NAMES[c] if 0 <= c < len(CLASS_NAMES) else str(c), cls == c) for c in np.unique(cls)]
+        for class_name, mask in groups + [("all", np.ones(len(cls), dtype=bool))]:
+            n = int(mask.sum())
+            rows.append({"model": name, "class_name": class_name, "n": n,
+                         "mean_iou": float(iou[mask].mean()) if n else float("nan"),
+                         "mean_center_error_px": float(err[mask].mean()) if n else float("nan"),
+                         "median_center_error_px": float(np.median(err[mask])) if n else float("nan")})
+    return rows
+
+
+def phase_models(cfg: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The models compared after a phase: ``{role: {"label", "path"}}`` for roles ``start`` (phase 1: the phase-0
+    weights or ``init_checkpoint``; phase 2: the phase-1 best checkpoint), ``trained`` (this phase's best
+    checkpoint) and ``constant_velocity`` (path None)."""
+    phase = int(cfg["phase"])
+    if phase == 1:
+        start = start_checkpoint(cfg) or phase_paths(cfg)["phase0"]
+        start_label = "starting (init checkpoint)" if cfg.get("init_checkpoint") else "starting (phase 0)"
+    else:
+        start, start_label = start_checkpoint(cfg), "starting (phase 1 best)"
+    return {"start": {"label": start_label, "path": str(start)},
+            "trained": {"label": f"trained (phase {phase} best)", "path": str(summary["best_checkpoint"])},
+            "constant_velocity": {"label": CONSTANT_VELOCITY, "path": None}}
+
+
+def compare_models(models: Mapping[str, Mapping[str, Any]], samples: Mapping[str, Any],
+                   device: str | torch.device = "cpu") -> list[dict[str, Any]]:
+    """:func:`next_box_error` of :func:`phase_models`' models (loaded from their checkpoints); rows carry the
+    ``label`` as ``model`` and the role as ``role``."""
+    rows = []
+    for role, m in models.items():
+        model = None if m["path"] is None else load_model(m["path"], device)
+        for row in next_box_error(samples, {m["label"]: model}, device=device):
+            rows.append({"role": role, **row})
+    return rows
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> TrackSSM:
+    """A TrackSSM from a project or official checkpoint, on ``device``, in eval mode."""
+    model = load_checkpoint(path)
+    return model.to(device).eval()
+
+
+def resolve_device(device: str = "auto") -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def summary_figures(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The key training facts of a ``train_or_reuse`` summary (for ``record_figures``)."""
+    history = list(summary.get("history") or [])
+    return {"action": summary.get("action"), "best_val_loss": summary.get("best_val_loss"),
+            "best_epoch": summary.get("best_epoch"), "epochs_run": summary.get("epochs_run"),
+            "last_epoch": summary.get("last_epoch"), "stop_reason": summary.get("stop_reason"),
+            "start": summary.get("start"), "device": summary.get("device"),
+            "train_loss": [h["train_loss"] for h in history], "val_loss": [h["val_loss"] for h in history]}
+
+
+__all__ = [
+    "CONSTANT_VELOCITY", "box_errors", "compare_models", "configured_lrs", "constant_velocity", "effective_config",
+    "load_model", "lr_groups", "next_box_error", "phase_models", "phase_paths", "predict_next", "read_scalars", "resolve_device",
+    "resolve_mot17_root", "split_samples", "start_checkpoint", "summary_figures", "train_or_reuse",
+    "training_overrides",
+]
