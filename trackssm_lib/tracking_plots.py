@@ -1,0 +1,204 @@
+"""Figures of the evaluation chapter: HOTA per class, identity switches, tracker speed, one sequence's tracks.
+
+Identity switches in :func:`identity_switches` are found the simple way: on each frame the result boxes are
+matched one-to-one to the GT boxes (Hungarian on IoU, pairs with IoU >= 0.5), and a GT track whose matched result
+id differs from the id it was last matched to has a switch on that frame.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from trackssm_lib.constants import CLASS_NAMES
+
+TRACKER_COLORS = ("#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+
+def _ok(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [r for r in rows if r.get("status", "ok") == "ok"]
+
+
+def _trackers(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(r["tracker"] for r in rows))
+
+
+def _unavailable_note(ax, rows: Iterable[Mapping[str, Any]]) -> None:
+    missing = sorted({r["tracker"] for r in rows if r.get("status", "ok") != "ok"})
+    if missing:
+        ax.text(0.99, 0.98, "not available: " + ", ".join(missing), transform=ax.transAxes, ha="right", va="top",
+                fontsize=7, color="0.4")
+
+
+def hota_per_class_figure(rows: Sequence[Mapping[str, Any]], detections: str = "gt", metric: str = "HOTA") -> Figure:
+    """Grouped bars: one group per class (plus the class average), one bar per tracker."""
+    sel = [r for r in _ok(rows) if r["detections"] == detections]
+    trackers = _trackers(sel)
+    classes = [c for c in CLASS_NAMES if any(r["class_name"] == c for r in sel)]
+    classes += [c for c in dict.fromkeys(r["class_name"] for r in sel) if c not in classes and "class avg" in c]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(classes) + 2), 3.6))
+    width = 0.8 / max(len(trackers), 1)
+    x = np.arange(len(classes))
+    for i, name in enumerate(trackers):
+        vals = {r["class_name"]: r[metric] for r in sel if r["tracker"] == name}
+        heights = [vals.get(c) if vals.get(c) is not None else np.nan for c in classes]
+        ax.bar(x + (i - (len(trackers) - 1) / 2) * width, heights, width, label=name,
+               color=TRACKER_COLORS[i % len(TRACKER_COLORS)])
+    ax.set_xticks(x, classes, rotation=20, fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(f"{metric} per class, {detections} detections", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    if trackers:
+        ax.legend(fontsize=7, ncol=min(len(trackers), 4), loc="upper left")
+    _unavailable_note(ax, [r for r in rows if r["detections"] == detections])
+    fig.tight_layout()
+    return fig
+
+
+def _per_tracker_bars(rows, value: str, ylabel: str, title: str, class_name: str | None,
+                      log: bool = False) -> Figure:
+    sources = list(dict.fromkeys(r["detections"] for r in rows))
+    sel = [r for r in _ok(rows) if class_name is None or r["class_name"] == class_name]
+    trackers = _trackers(rows)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(trackers) + 2), 3.4))
+    width = 0.8 / max(len(sources), 1)
+    x = np.arange(len(trackers))
+    for i, det in enumerate(sources):
+        vals = {r["tracker"]: r[value] for r in sel if r["detections"] == det}
+        heights = np.array([vals.get(t) if vals.get(t) is not None else np.nan for t in trackers], dtype=float)
+        bars = ax.bar(x + (i - (len(sources) - 1) / 2) * width, heights, width, label=f"{det} detections")
+        for b, h in zip(bars, heights):
+            if np.isfinite(h):
+                ax.annotate(f"{h:.0f}", (b.get_x() + b.get_width() / 2, h), ha="center", va="bottom", fontsize=7)
+    for j, t in enumerate(trackers):
+        if not any(r["tracker"] == t for r in sel):
+            ax.annotate("not available", (x[j], 0), ha="center", va="bottom", fontsize=7, rotation=90, color="0.4")
+    ax.set_xticks(x, trackers, rotation=15, fontsize=8)
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def idsw_figure(rows: Sequence[Mapping[str, Any]], class_name: str = "all (class avg)") -> Figure:
+    """Identity switches per tracker (summed over the classes), one bar per detection source."""
+    return _per_tracker_bars(rows, "IDSW", "identity switches", "Identity switches per tracker", class_name)
+
+
+def speed_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
+    """Tracking speed per tracker: camera frames per second (all cameras of a scene tracked together)."""
+    return _per_tracker_bars(rows, "fps", "camera frames / s (log)", "Tracker speed", "all (class avg)", log=True)
+
+
+# ---------------------------------------------------------------------------------------------- one sequence
+def read_mot(path: str | Path) -> np.ndarray:
+    """A MOT file (results or ``gt/gt.txt``) as (R, >=8) floats; an empty or missing file gives (0, 8)."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return np.zeros((0, 8))
+    arr = np.loadtxt(path, delimiter=",", ndmin=2)
+    return arr if arr.size else np.zeros((0, 8))
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of (N, 4) and (M, 4) boxes in x, y, w, h -> (N, M)."""
+    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
+    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def _rows(a) -> np.ndarray:
+    a = np.asarray(a, float)
+    return np.zeros((0, 6)) if a.size == 0 else np.atleast_2d(a)
+
+
+def identity_switches(gt: np.ndarray, results: np.ndarray, iou_threshold: float = 0.5,
+                      frames: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    """Identity switches of the GT tracks: ``[{frame, gt_id, from_id, to_id, x, y, w, h}]`` sorted by frame.
+
+    ``gt`` and ``results``: MOT rows (frame, id, x, y, w, h, ...). Per frame (only ``frames`` when given),
+    results and GT are matched one-to-one maximising IoU among pairs with IoU >= ``iou_threshold``; a GT track
+    matched to another result id than at its last match has a switch there (frames without a match in between
+    keep the last id).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    gt, results = _rows(gt), _rows(results)
+    keep = None if frames is None else set(int(f) for f in frames)
+    last: dict[int, int] = {}
+    switches = []
+    for frame in np.unique(gt[:, 0]).astype(int):
+        if keep is not None and frame not in keep:
+            continue
+        g = gt[gt[:, 0] == frame]
+        r = results[results[:, 0] == frame]
+        if not len(r):
+            continue
+        iou = box_iou(g[:, 2:6], r[:, 2:6])
+        cost = np.where(iou >= iou_threshold, -iou, 1.0)
+        gi, ri = linear_sum_assignment(cost)
+        for i, j in zip(gi, ri):
+            if iou[i, j] < iou_threshold:
+                continue
+            gid, rid = int(g[i, 1]), int(r[j, 1])
+            if gid in last and last[gid] != rid:
+                switches.append({"frame": int(frame), "gt_id": gid, "from_id": last[gid], "to_id": rid,
+                                 "x": float(g[i, 2]), "y": float(g[i, 3]), "w": float(g[i, 4]),
+                                 "h": float(g[i, 5])})
+            last[gid] = rid
+    return switches
+
+
+def pick_sequence(results_dir: str | Path, gt_dir: str | Path) -> str | None:
+    """The sequence with the most result boxes (None when there are no results)."""
+    best, n_best = None, 0
+    for f in sorted(Path(results_dir).glob("*.txt")):
+        if not (Path(gt_dir) / f.stem / "gt" / "gt.txt").is_file():
+            continue
+        n = sum(1 for _ in open(f))
+        if n > n_best:
+            best, n_best = f.stem, n
+    return best
+
+
+def tracks_over_time_figure(gt_file: str | Path, result_file: str | Path, title: str = "",
+                            iou_threshold: float = 0.5, max_tracks: int | None = None) -> tuple[Figure, list[dict]]:
+    """Result tracks of one sequence as box x-centre against frame, coloured by track id, with the GT tracks
+    in grey underneath and the identity switches marked (red crosses). Returns (figure, switches)."""
+    gt, res = read_mot(gt_file), read_mot(result_file)
+    switches = identity_switches(gt, res, iou_threshold)
+    fig, ax = plt.subplots(figsize=(8.0, 4.0))
+    for gid in np.unique(gt[:, 1]):
+        g = gt[gt[:, 1] == gid]
+        ax.plot(g[:, 0], g[:, 2] + g[:, 4] / 2, color="0.85", lw=3, zorder=1)
+    ids = np.unique(res[:, 1]) if len(res) else np.zeros(0)
+    if max_tracks is not None:
+        ids = ids[:max_tracks]
+    cmap = plt.get_cmap("tab20")
+    for k, tid in enumerate(ids):
+        t = res[res[:, 1] == tid]
+        t = t[np.argsort(t[:, 0])]
+        ax.plot(t[:, 0], t[:, 2] + t[:, 4] / 2, ".", ms=2, color=cmap(k % 20), zorder=2)
+    if switches:
+        ax.plot([s["frame"] for s in switches], [s["x"] + s["w"] / 2 for s in switches], "x", color="red", ms=8,
+                mew=2, zorder=3, label=f"identity switch ({len(switches)})")
+        ax.legend(fontsize=8, loc="upper right")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("box centre x (px)")
+    ax.set_title(title or f"{Path(result_file).stem}: {len(ids)} tracks (colour = id), GT in grey", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig, switches
