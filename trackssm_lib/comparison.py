@@ -23,13 +23,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from trackssm_lib.data import split_sequence_dirs
+from trackssm_lib.splits import equivalent_split
 
-# Splits with another name in an export of the other nuScenes version (v1.0-mini has no test split: its
-# validation scenes stand in for it).
-SPLIT_EQUIVALENT: dict[str, dict[str, str]] = {
-    "v1.0-mini": {"train": "mini_train", "val": "mini_val", "test": "mini_val"},
-    "v1.0-trainval": {"mini_train": "train", "mini_val": "val"},
-}
 COMBINED = {"combined_class_avg": "all (class avg)", "combined_det_avg": "all (detection avg)"}
 METRICS = ("HOTA", "MOTA", "IDF1", "IDSW", "DetA", "AssA")
 ROW_KEYS = ("tracker", "detections", "class_name", *METRICS, "fps", "sequences", "status", "reason")
@@ -63,7 +58,7 @@ def resolve_split(data_dir: str | Path, split: str) -> str:
     data_dir = Path(data_dir)
     if (data_dir / split).is_dir() or (data_dir / "seqmaps" / f"{split}.txt").is_file():
         return split
-    return SPLIT_EQUIVALENT.get(export_version(data_dir) or "", {}).get(split, split)
+    return equivalent_split(export_version(data_dir) or "", split)
 
 
 def split_subset(data_dir: str | Path, split: str, max_sequences: int | None,

@@ -15,22 +15,10 @@ from __future__ import annotations
 import numpy as np
 from nuscenes.nuscenes import NuScenes
 
+from trackssm_lib.boxes import center_distance, paired_iou
 from trackssm_lib.constants import CAMERAS, CLASS_NAMES
 from trackssm_lib.frames import camera_frames, check_cameras, scene_annotations
 from trackssm_lib.interpolation import INTERP_MODES, check_interp, interpolate_3d, project_at_frames
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of paired boxes (N, 4) x1, y1, x2, y2."""
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
-
-
-def center_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.hypot((a[:, 0] + a[:, 2] - b[:, 0] - b[:, 2]) / 2, (a[:, 1] + a[:, 3] - b[:, 1] - b[:, 3]) / 2)
 
 
 def _camera_holdout(ann, cam, modes, clip):
@@ -101,7 +89,7 @@ def holdout_interpolation_error(nusc: NuScenes, scene_names: list[str], cameras=
     common = tracked & np.all([~np.isnan(pred[m][:, 0]) for m in modes], axis=0)
     rows = []
     for mode in modes:
-        err, iou = center_error(pred[mode], truth), box_iou(pred[mode], truth)
+        err, iou = center_distance(pred[mode], truth), paired_iou(pred[mode], truth)
         for name in CLASS_NAMES + ("all",):
             in_class = tracked if name == "all" else cls == name
             sel = common & in_class

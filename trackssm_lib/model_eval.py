@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from trackssm_lib.boxes import center_distance, paired_iou
 from trackssm_lib.constants import CLASS_NAMES
 from trackssm_lib.data import default_splits, extract_track_samples, load_split
 from trackssm_lib.model import TrackSSM, load_checkpoint
@@ -271,14 +272,7 @@ def box_errors(pred: np.ndarray, target: np.ndarray, width: np.ndarray,
     p, t = _to_xyxy_px(pred, width, height), _to_xyxy_px(target, width, height)
     p[:, 2] = np.maximum(p[:, 2], p[:, 0])
     p[:, 3] = np.maximum(p[:, 3], p[:, 1])
-    iw = np.clip(np.minimum(p[:, 2], t[:, 2]) - np.maximum(p[:, 0], t[:, 0]), 0, None)
-    ih = np.clip(np.minimum(p[:, 3], t[:, 3]) - np.maximum(p[:, 1], t[:, 1]), 0, None)
-    inter = iw * ih
-    union = (p[:, 2] - p[:, 0]) * (p[:, 3] - p[:, 1]) + (t[:, 2] - t[:, 0]) * (t[:, 3] - t[:, 1]) - inter
-    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-    dx = (p[:, 0] + p[:, 2] - t[:, 0] - t[:, 2]) / 2
-    dy = (p[:, 1] + p[:, 3] - t[:, 1] - t[:, 3]) / 2
-    return iou, np.hypot(dx, dy)
+    return paired_iou(p, t), center_distance(p, t)
 
 
 def next_box_error(samples: Mapping[str, Any], models: Mapping[str, TrackSSM | None],

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from trackssm_lib.splits import equivalent_split
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KERNEL_NAME = "python3"
 VENV_KERNEL_NAME = "trackssm-nuscenes"
@@ -47,11 +49,6 @@ DEFAULTS = {
     "synthetic": {"folder": None, "scenes": None, "seed": 0, "images": True},
     "output_dir": "outputs/report", "book_dir": "book", "notebook_dir": "notebooks",
     "notebooks": ["01_projection_sanity", "02_interpolation"], "execution_timeout_s": 1800, "parameters": {},
-}
-# Split names that mean the same role in the other version (a profile written for one version stays usable).
-SPLIT_EQUIVALENT = {
-    "v1.0-mini": {"train": "mini_train", "val": "mini_val", "test": "mini_val"},
-    "v1.0-trainval": {"mini_train": "train", "mini_val": "val"},
 }
 
 
@@ -141,7 +138,7 @@ def venv_kernel_name() -> str:
 
 def _adapt_split(split, version: str):
     if isinstance(split, str):
-        return SPLIT_EQUIVALENT.get(version, {}).get(split, split)
+        return equivalent_split(version, split)
     return split
 
 

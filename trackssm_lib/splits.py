@@ -20,6 +20,19 @@ SPLITS_BY_VERSION: dict[str, tuple[str, ...]] = {
 }
 
 
+# Split names that play the same role in the other version, so a profile or notebook written for one version
+# stays usable: v1.0-mini has no test split, its validation scenes stand in for it.
+SPLIT_EQUIVALENT: dict[str, dict[str, str]] = {
+    "v1.0-mini": {"train": "mini_train", "val": "mini_val", "test": "mini_val"},
+    "v1.0-trainval": {"mini_train": "train", "mini_val": "val"},
+}
+
+
+def equivalent_split(version: str, split: str) -> str:
+    """This version's name for a split named in the other version's terms (unchanged when it has one)."""
+    return SPLIT_EQUIVALENT.get(version, {}).get(split, split)
+
+
 def available_splits(version: str) -> tuple[str, ...]:
     if version not in SPLITS_BY_VERSION:
         raise DataError(f"version {version!r} has no annotated splits; use one of {tuple(SPLITS_BY_VERSION)}")

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from trackssm_lib.boxes import iou_matrix, xywh_to_xyxy
 from trackssm_lib.constants import CLASS_NAMES
 
 TRACKER_COLORS = ("#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
@@ -108,18 +109,6 @@ def read_mot(path: str | Path) -> np.ndarray:
     return arr if arr.size else np.zeros((0, 8))
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of (N, 4) and (M, 4) boxes in x, y, w, h -> (N, M)."""
-    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
 def _rows(a) -> np.ndarray:
     a = np.asarray(a, float)
     return np.zeros((0, 6)) if a.size == 0 else np.atleast_2d(a)
@@ -147,7 +136,7 @@ def identity_switches(gt: np.ndarray, results: np.ndarray, iou_threshold: float 
         r = results[results[:, 0] == frame]
         if not len(r):
             continue
-        iou = box_iou(g[:, 2:6], r[:, 2:6])
+        iou = iou_matrix(xywh_to_xyxy(g[:, 2:6]), xywh_to_xyxy(r[:, 2:6]))
         cost = np.where(iou >= iou_threshold, -iou, 1.0)
         gi, ri = linear_sum_assignment(cost)
         for i, j in zip(gi, ri):

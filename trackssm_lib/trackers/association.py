@@ -37,6 +37,8 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from trackssm_lib.boxes import iou_matrix
+
 # columns of the array returned by BaseTracker.update
 TRACK_COLUMNS = ("x1", "y1", "x2", "y2", "track_id", "score", "class_id", "det_index")
 GATED_COST = 1e3  # cost of a class-mismatched pair: above every threshold
@@ -73,23 +75,6 @@ class Track:
 
 
 # --------------------------------------------------------------------------------------------- cost matrices
-def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of x1y1x2y2 boxes (A, 4) x (B, 4) -> (A, B)."""
-    a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
 def iou_distance(track_boxes: np.ndarray, det_boxes: np.ndarray, track_classes: np.ndarray | None = None,
                  det_classes: np.ndarray | None = None) -> np.ndarray:
     """1 - IoU; with classes given, pairs of different classes cost :data:`GATED_COST` (never matched)."""
