@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from trackssm_lib.constants import CLASS_NAMES
+from trackssm_lib.viewer import load_sequence
 from trackssm_lib.records import load_figures, record_figures
 from trackssm_lib.report import PROJECT_ROOT, load_profile, notebook_parameters, run_report
 
@@ -209,8 +210,8 @@ def test_viewer(fake_export):
     assert viewer.png.startswith(b"\x89PNG") and viewer.output.outputs
     assert viewer.frame.max == 4
     viewer.frame.value = 3                       # a sweep: no image, one box
-    assert viewer.last_info == {"boxes": 1, "has_image": False, "is_key_frame": False,
-                                "name": "scene-0061_CAM_FRONT"}
+    assert viewer.last_info == {"boxes": 1, "detections": 0, "tracker_boxes": 0, "has_image": False,
+                                "is_key_frame": False, "name": "scene-0061_CAM_FRONT"}
     viewer.camera.value = "CAM_BACK"
     assert viewer.last_info["name"] == "scene-0061_CAM_BACK"
     viewer.frame.value = 1
@@ -223,6 +224,28 @@ def test_viewer(fake_export):
     assert isinstance(view_sequences(fake_export, "mini_train"), ipywidgets.Widget)
     with pytest.raises(FileNotFoundError, match="no exported sequences"):
         SequenceViewer(fake_export, split="mini_val")
+
+
+def test_viewer_shows_tracker_output_and_detections(fake_export, tmp_path):
+    from trackssm_lib.viewer import SequenceViewer
+
+    seq = load_sequence(fake_export / "mini_train" / "scene-0061_CAM_FRONT")
+    results = tmp_path / "results"
+    results.mkdir()
+    gt = np.loadtxt(seq.path / "gt" / "gt.txt", delimiter=",", ndmin=2)
+    # the tracker output: the ground truth of frame 1 with other ids, plus one extra box
+    rows = [f"{int(r[0])},{int(r[1]) + 10},{r[2]},{r[3]},{r[4]},{r[5]},0.9,{int(r[7])},-1,-1" for r in gt if r[0] == 1]
+    rows.append("1,99,10,10,20,20,0.5,0,-1,-1")
+    (results / "scene-0061_CAM_FRONT.txt").write_text("\n".join(rows) + "\n")
+    viewer = SequenceViewer(fake_export, split="mini_train", results_dir=results, detections="gt")
+    n_gt = int(np.sum(gt[:, 0] == 1))
+    assert viewer.last_info["tracker_boxes"] == n_gt + 1 and viewer.last_info["detections"] == n_gt
+    viewer.show_tracks.value = False
+    assert viewer.last_info["tracker_boxes"] == 0
+    viewer.show_gt.value = False
+    assert viewer.last_info["boxes"] == 0 and viewer.last_info["detections"] == n_gt
+    viewer.classes.value = ("pedestrian",)
+    assert viewer.last_info["detections"] == int(np.sum((gt[:, 0] == 1) & (gt[:, 7] == 4)))
 
 
 # ---------------------------------------------------------------- records

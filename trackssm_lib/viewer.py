@@ -109,10 +109,30 @@ def find_sequences(export_dir: str | Path, split: str | None = None) -> list[Pat
     return seqs
 
 
+def _overlay_rows(rows: np.ndarray, classes) -> np.ndarray:
+    if classes is None or len(rows) == 0:
+        return rows
+    keep = np.isin(rows[:, 5].astype(int), [CLASS_NAMES.index(c) for c in classes])
+    return rows[keep]
+
+
+def tracker_rows_at(results_dir: str | Path, seq_name: str, frame: int) -> np.ndarray:
+    """Tracker output of one frame as (N, 7) x1, y1, x2, y2, track_id, score, class_id (empty if no file)."""
+    path = Path(results_dir) / f"{seq_name}.txt"
+    if not path.is_file() or path.stat().st_size == 0:
+        return np.zeros((0, 7))
+    res = np.loadtxt(path, delimiter=",", ndmin=2)
+    res = res[res[:, 0] == int(frame)]
+    return np.column_stack([res[:, 2], res[:, 3], res[:, 2] + res[:, 4], res[:, 3] + res[:, 5], res[:, 1],
+                            res[:, 6], res[:, 7]])
+
+
 def draw_frame(ax, export_seq_dir: str | Path, frame: int, classes=None, dataroot: str | Path | None = None,
-               show_ids: bool = True, legend: bool = True) -> dict:
-    """Draw one frame of an exported sequence: the image (or a grey canvas), its boxes coloured by class with
-    track ids; keyframe boxes solid, interpolated boxes dashed. Returns what was drawn."""
+               show_ids: bool = True, legend: bool = True, results_dir: str | Path | None = None,
+               detections: dict[int, np.ndarray] | None = None, show_gt: bool = True) -> dict:
+    """Draw one frame of an exported sequence: the image (or a grey canvas), its ground-truth boxes coloured by
+    class with track ids (keyframe boxes solid, interpolated boxes dashed); optionally the detections (thin grey)
+    and a tracker's output from ``results_dir/<sequence>.txt`` (dotted, labelled ``t<id>``). Returns counts."""
     seq = load_sequence(export_seq_dir)
     if not 1 <= int(frame) <= len(seq):
         raise ValueError(f"frame {frame} is outside 1..{len(seq)} of {seq.name}")
@@ -120,27 +140,47 @@ def draw_frame(ax, export_seq_dir: str | Path, frame: int, classes=None, dataroo
     image = load_image(seq.image_path(frame, dataroot))
     note = "no image for this keyframe" if key else "no image for this sweep"
     has_image = draw_canvas(ax, image, note)
-    rows = seq.rows_at(frame, classes)
+    rows = seq.rows_at(frame, classes) if show_gt else np.zeros((0, 10))
     boxes = np.column_stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]])
     names = [CLASS_NAMES[int(c)] for c in rows[:, 7]]
     labels = [int(i) for i in rows[:, 1]] if show_ids else None
     draw_boxes(ax, boxes, names, labels, linestyle="-" if key else "--")
+    dets = _overlay_rows(np.asarray(detections.get(int(frame), np.zeros((0, 6)))), classes) \
+        if detections is not None else np.zeros((0, 6))
+    draw_boxes(ax, dets[:, :4], [""] * len(dets), None, linewidth=0.8, color="0.85")
+    tracks = np.zeros((0, 7))
+    if results_dir is not None:
+        tracks = tracker_rows_at(results_dir, seq.name, frame)
+        if classes is not None and len(tracks):
+            tracks = tracks[np.isin(tracks[:, 6].astype(int), [CLASS_NAMES.index(c) for c in classes])]
+        draw_boxes(ax, tracks[:, :4], [CLASS_NAMES[int(c)] for c in tracks[:, 6]],
+                   [f"t{int(i)}" for i in tracks[:, 4]] if show_ids else None, linestyle=":", linewidth=2.0)
     if legend and len(rows):
         class_legend(ax, sorted(set(names), key=CLASS_NAMES.index))
     kind = "keyframe (annotated boxes, solid)" if key else "sweep (interpolated boxes, dashed)"
-    ax.set_title(f"{seq.name}  frame {int(frame)}/{len(seq)}: {kind}, {len(rows)} boxes", fontsize=9)
-    return {"boxes": int(len(rows)), "has_image": has_image, "is_key_frame": key, "name": seq.name}
+    extra = (f", {len(dets)} detections" if detections is not None else "") + \
+        (f", {len(tracks)} tracker boxes (dotted)" if results_dir is not None else "")
+    ax.set_title(f"{seq.name}  frame {int(frame)}/{len(seq)}: {kind}, {len(rows)} boxes{extra}", fontsize=9)
+    return {"boxes": int(len(rows)), "detections": int(len(dets)), "tracker_boxes": int(len(tracks)),
+            "has_image": has_image, "is_key_frame": key, "name": seq.name}
 
 
 class SequenceViewer:
     """Interactive viewer: scene and camera selectors, frame slider, class filter; matplotlib into an Output."""
 
     def __init__(self, export_dir: str | Path, split: str | None = None, dataroot: str | Path | None = None,
-                 figsize: tuple[float, float] = (10.0, 5.8), dpi: int = 80):
+                 figsize: tuple[float, float] = (10.0, 5.8), dpi: int = 80, results_dir: str | Path | None = None,
+                 detections: str | Path | None = None, seed: int = 0):
+        """``results_dir``: a tracker's ``<sequence>.txt`` files shown beside the ground truth; ``detections``:
+        ``'gt'``, ``'noisy'`` or a folder of detection files (``trackssm_lib.detections``), shown in grey."""
         import ipywidgets as widgets
 
         self.export_dir = Path(export_dir)
         self.dataroot = dataroot
+        self.results_dir = results_dir
+        self.detection_source = detections
+        self.seed = seed
+        self._detections: dict[str, dict] = {}
         self.figsize = figsize
         self.dpi = dpi
         self.png = b""
@@ -162,11 +202,17 @@ class SequenceViewer:
         self.key_only = widgets.Checkbox(value=False, description="keyframes only")
         self.classes = widgets.SelectMultiple(options=list(CLASS_NAMES), value=list(CLASS_NAMES),
                                               description="classes", rows=len(CLASS_NAMES))
+        self.show_gt = widgets.Checkbox(value=True, description="ground truth")
+        self.show_dets = widgets.Checkbox(value=detections is not None, description="detections",
+                                          disabled=detections is None)
+        self.show_tracks = widgets.Checkbox(value=results_dir is not None, description="tracker",
+                                            disabled=results_dir is None)
         self.status = widgets.HTML()
         self.output = widgets.Output()
         self.widget = widgets.VBox([
             widgets.HBox([self.scene, self.camera]),
             widgets.HBox([self.frame, self.key_only]),
+            widgets.HBox([self.show_gt, self.show_dets, self.show_tracks]),
             widgets.HBox([self.classes, self.status]),
             self.output,
         ])
@@ -176,12 +222,25 @@ class SequenceViewer:
         self.frame.observe(self._on_frame, names="value")
         self.key_only.observe(lambda change: self._snap_and_render(), names="value")
         self.classes.observe(lambda change: self.render(), names="value")
+        for box in (self.show_gt, self.show_dets, self.show_tracks):
+            box.observe(lambda change: self.render(), names="value")
         self.render()
 
     # -- state
     @property
     def sequence_dir(self) -> Path:
         return self.sequences[f"{self.scene.value}_{self.camera.value}"]
+
+    def sequence_detections(self) -> dict | None:
+        """The detections of the selected sequence (loaded once per sequence)."""
+        if self.detection_source is None:
+            return None
+        name = self.sequence_dir.name
+        if name not in self._detections:
+            from trackssm_lib.detections import load_detections
+
+            self._detections[name] = load_detections(self.detection_source, self.sequence_dir, seed=self.seed)
+        return self._detections[name]
 
     def _sync_frames(self) -> None:
         seq = load_sequence(self.sequence_dir)
@@ -230,7 +289,9 @@ class SequenceViewer:
         fig, ax = plt.subplots(figsize=self.figsize)
         try:
             info = draw_frame(ax, self.sequence_dir, self.frame.value, classes=list(self.classes.value),
-                              dataroot=self.dataroot)
+                              dataroot=self.dataroot, show_gt=self.show_gt.value,
+                              results_dir=self.results_dir if self.show_tracks.value else None,
+                              detections=self.sequence_detections() if self.show_dets.value else None)
             fig.tight_layout()
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=self.dpi)
@@ -259,9 +320,11 @@ class SequenceViewer:
         display(self.widget)
 
 
-def view_sequences(export_dir: str | Path, split: str | None = None, dataroot: str | Path | None = None):
-    """The viewer's widget (an ``ipywidgets.VBox``) for the sequences of ``export_dir`` / ``split``."""
-    return SequenceViewer(export_dir, split, dataroot).widget
+def view_sequences(export_dir: str | Path, split: str | None = None, dataroot: str | Path | None = None,
+                   **kwargs):
+    """The viewer's widget (an ``ipywidgets.VBox``) for the sequences of ``export_dir`` / ``split``; keyword
+    arguments (``results_dir``, ``detections``, ...) go to :class:`SequenceViewer`."""
+    return SequenceViewer(export_dir, split, dataroot, **kwargs).widget
 
 
 def example_frames(export_seq_dir: str | Path, n_sweeps: int = 2) -> list[int]:
