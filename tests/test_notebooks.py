@@ -187,7 +187,8 @@ def test_draw_frame(fake_export):
     fig, ax = plt.subplots()
     try:
         info = draw_frame(ax, seq, 1)
-        assert info == {"boxes": 2, "has_image": True, "is_key_frame": True, "name": "scene-0061_CAM_FRONT"}
+        assert info == {"boxes": 2, "detections": 0, "tracker_boxes": 0, "has_image": True, "is_key_frame": True,
+                        "name": "scene-0061_CAM_FRONT"}
         ax.clear()
         info = draw_frame(ax, seq, 2, classes=["car"])
         assert info["boxes"] == 1 and not info["has_image"] and not info["is_key_frame"]
