@@ -14,7 +14,6 @@ zero-shot model, IDF1 > 60 %, HOTA > 50 %, MOTA >= 80 %) on the rows.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from trackssm_lib.data import split_sequence_dirs
+from trackssm_lib.records import file_sha256
 from trackssm_lib.splits import equivalent_split
 
 COMBINED = {"combined_class_avg": "all (class avg)", "combined_det_avg": "all (detection avg)"}
@@ -137,14 +137,6 @@ def tracker_unavailable(spec: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "tracker"
 
@@ -206,7 +198,7 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
                 continue
             ck = spec.get("checkpoint")
             settings = {"tracker": spec["tracker"], "checkpoint": str(ck) if ck else None,
-                        "checkpoint_sha256": _sha256(ck) if ck else None, "detections": det,
+                        "checkpoint_sha256": file_sha256(ck) if ck else None, "detections": det,
                         "detections_dir": str(Path(det).resolve()) if det not in ("gt", "noisy") else None,
                         "seed": int(seed), "split": split, "protocol": protocol, "sequences": seqs,
                         "data": str(Path(data_dir).resolve())}

@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -27,6 +26,7 @@ from trackssm_lib.boxes import center_distance, paired_iou
 from trackssm_lib.constants import CLASS_NAMES
 from trackssm_lib.data import default_splits, extract_track_samples, load_split
 from trackssm_lib.model import TrackSSM, load_checkpoint
+from trackssm_lib.records import file_sha256
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONSTANT_VELOCITY = "constant velocity"
@@ -38,13 +38,7 @@ RUNTIME_KEYS = frozenset({"progress", "device", "num_threads", "num_workers", "s
 
 # ---------------------------------------------------------------------------------------------- reuse
 def _sha256(path: str | os.PathLike | None) -> str | None:
-    if not path or not Path(path).is_file():
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path) if path and Path(path).is_file() else None
 
 
 def _jsonable(value: Any) -> Any:

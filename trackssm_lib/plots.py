@@ -419,25 +419,36 @@ def track_modes_figure(series: dict, title: str = "") -> Figure:
     return fig
 
 
-def holdout_figure(rows: list[dict], modes=("3d", "devkit", "linear2d")) -> Figure:
-    """Mean IoU and mean centre error of the hold-out test, per class, one bar per mode."""
+def iou_error_bars(rows: list[dict], series_key: str, series: list[str], colors: list, iou_title: str):
+    """Per-class grouped bars of ``mean_iou`` and ``mean_center_error_px``, one bar per series (mode, model...).
+
+    Returns (figure, left axes, right axes); classes without boxes are left out, ``all`` comes last."""
     classes = [c for c in (*CLASS_NAMES, "all") if any(r["class_name"] == c and r["n"] > 0 for r in rows)]
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 3.6))
-    width = 0.8 / max(1, len(modes))
+    width = 0.8 / max(1, len(series))
     x = np.arange(len(classes))
-    for j, mode in enumerate(modes):
-        vals = {r["class_name"]: r for r in rows if r["mode"] == mode}
-        iou = [vals[c]["mean_iou"] if c in vals else np.nan for c in classes]
-        err = [vals[c]["mean_center_error_px"] if c in vals else np.nan for c in classes]
-        ax0.bar(x + (j - (len(modes) - 1) / 2) * width, iou, width, label=mode, color=MODE_COLORS.get(mode))
-        ax1.bar(x + (j - (len(modes) - 1) / 2) * width, err, width, label=mode, color=MODE_COLORS.get(mode))
+    for j, (name, color) in enumerate(zip(series, colors)):
+        vals = {r["class_name"]: r for r in rows if r[series_key] == name}
+        offset = (j - (len(series) - 1) / 2) * width
+        ax0.bar(x + offset, [vals[c]["mean_iou"] if c in vals else np.nan for c in classes], width, label=name,
+                color=color)
+        ax1.bar(x + offset, [vals[c]["mean_center_error_px"] if c in vals else np.nan for c in classes], width,
+                label=name, color=color)
     labels = [f"{c}\n(n={next((r['n'] for r in rows if r['class_name'] == c), 0)})" for c in classes]
-    for ax, name in ((ax0, "mean IoU with the held-out keyframe box"), (ax1, "mean centre error (px)")):
+    for ax, name in ((ax0, iou_title), (ax1, "mean centre error (px)")):
         ax.set_xticks(x, labels, fontsize=7)
         ax.set_title(name, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7)
     ax0.set_ylim(0, 1)
+    return fig, ax0, ax1
+
+
+def holdout_figure(rows: list[dict], modes=("3d", "devkit", "linear2d")) -> Figure:
+    """Mean IoU and mean centre error of the hold-out test, per class, one bar per mode."""
+    fig, ax0, ax1 = iou_error_bars(rows, "mode", list(modes), [MODE_COLORS.get(m) for m in modes],
+                                   "mean IoU with the held-out keyframe box")
+    ax0.legend(fontsize=7)
+    ax1.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -6,6 +6,7 @@ never sees half a file.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -13,6 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks (identifies checkpoints for result reuse)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def to_jsonable(value: Any) -> Any:

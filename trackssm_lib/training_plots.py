@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from trackssm_lib.constants import CLASS_NAMES
+from trackssm_lib.plots import iou_error_bars
 
 MODEL_COLORS = ("#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
 GROUP_COLORS = {"encoder": "#9467bd", "decoder": "#1f77b4"}
@@ -56,24 +56,8 @@ def lr_figure(scalars: Mapping[str, Mapping[str, np.ndarray]], configured: Mappi
 def prediction_error_figure(rows: Sequence[Mapping[str, Any]], models: Sequence[str] | None = None) -> Figure:
     """Mean IoU and mean centre error (px) of next-box predictions per class, one bar per model."""
     models = list(models or dict.fromkeys(r["model"] for r in rows))
-    classes = [c for c in (*CLASS_NAMES, "all") if any(r["class_name"] == c and r["n"] > 0 for r in rows)]
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 3.6))
-    width = 0.8 / max(1, len(models))
-    x = np.arange(len(classes))
-    for j, model in enumerate(models):
-        vals = {r["class_name"]: r for r in rows if r["model"] == model}
-        iou = [vals[c]["mean_iou"] if c in vals else np.nan for c in classes]
-        err = [vals[c]["mean_center_error_px"] if c in vals else np.nan for c in classes]
-        color = MODEL_COLORS[j % len(MODEL_COLORS)]
-        offset = (j - (len(models) - 1) / 2) * width
-        ax0.bar(x + offset, iou, width, label=model, color=color)
-        ax1.bar(x + offset, err, width, label=model, color=color)
-    labels = [f"{c}\n(n={next((r['n'] for r in rows if r['class_name'] == c), 0)})" for c in classes]
-    for ax, name in ((ax0, "mean IoU with the next box"), (ax1, "mean centre error (px)")):
-        ax.set_xticks(x, labels, fontsize=7)
-        ax.set_title(name, fontsize=9)
-        ax.grid(axis="y", alpha=0.3)
-    ax0.set_ylim(0, 1)
+    colors = [MODEL_COLORS[j % len(MODEL_COLORS)] for j in range(len(models))]
+    fig, ax0, _ = iou_error_bars(list(rows), "model", models, colors, "mean IoU with the next box")
     handles, names = ax0.get_legend_handles_labels()
     fig.legend(handles, names, loc="upper center", ncol=max(1, len(models)), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.92))

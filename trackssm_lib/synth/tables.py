@@ -154,7 +154,7 @@ def build_scene(seed: int, index: int, name: str, log: LogPlan, log_token: str, 
     n_ann = int(ann[inst_rows].sum())
     ann_tok = _tokens(trng, n_ann)
     rq = yaw_quat(st["yaw"]).tolist()
-    xs, ys, yaws = np.round(st["x"], 3).tolist(), np.round(st["y"], 3).tolist(), st["yaw"]
+    xs, ys = np.round(st["x"], 3).tolist(), np.round(st["y"], 3).tolist()
     wlh_l = wlh.tolist()
     parked = a["parked"][kept]
     pos = 0
