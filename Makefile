@@ -5,6 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MAMBA_STAMP := $(VENV)/.installed-mamba-ssm-cpu
+BOXMOT_STAMP := $(VENV)/.installed-boxmot
+# BoxMOT (AGPL-3.0) baselines in the tracking comparison and its tests; `make report BOXMOT=0` leaves it out.
+BOXMOT ?= 1
+EXTRA_STAMPS := $(if $(filter 1,$(BOXMOT)),$(BOXMOT_STAMP))
 PROFILE ?= configs/report_demo.yaml
 
 .PHONY: venv test report bench clean-report
@@ -30,10 +34,16 @@ $(MAMBA_STAMP): $(STAMP)
 	$(PY) -m pip check
 	@touch $(MAMBA_STAMP)
 
-test: venv $(MAMBA_STAMP)
+# The optional BoxMOT baselines (boxmot 19.0.0 and torchvision, pinned in constraints.txt).
+$(BOXMOT_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[boxmot]"
+	$(PY) -m pip check
+	@touch $(BOXMOT_STAMP)
+
+test: venv $(MAMBA_STAMP) $(EXTRA_STAMPS)
 	$(PY) -m pytest -q
 
-report: venv
+report: venv $(EXTRA_STAMPS)
 	$(PY) -m trackssm_lib report --profile $(PROFILE) \
 		$(if $(NUSC_ROOT),--dataroot $(NUSC_ROOT)) $(if $(NUSC_VERSION),--version $(NUSC_VERSION))
 

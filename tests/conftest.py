@@ -42,3 +42,13 @@ def synth_nusc(synth_root):
     from trackssm_lib.nuscenes_db import load_nuscenes
 
     return load_nuscenes(synth_root, "v1.0-mini")
+
+
+@pytest.fixture
+def no_boxmot(monkeypatch):
+    """``import boxmot`` fails inside the test, as on a machine without the optional extra."""
+    import sys
+
+    for mod in [m for m in sys.modules if m == "boxmot" or m.startswith("boxmot.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "boxmot", None)

@@ -2,6 +2,7 @@
 identity-switch marker."""
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def test_split_mapping(tiny_export):
     assert resolve_split(tiny_export, "mini_train") == "mini_train"
 
 
-def test_kalman_on_gt_detections(tiny_export, tmp_path):
+def test_kalman_on_gt_detections(tiny_export, tmp_path, no_boxmot):
     from trackssm_lib.comparison import COMBINED, compare_trackers, published_targets_table
 
     trackers = [{"name": "kalman", "tracker": "kalman", "checkpoint": None},
@@ -53,6 +54,19 @@ def test_kalman_on_gt_detections(tiny_export, tmp_path):
     # targets on a final model that is not in the comparison: 4 rows, nothing claimed
     targets = published_targets_table(rows)
     assert len(targets) == 4 and all(t["met"] == "n/a" and t["measured"] is None for t in targets)
+
+
+def test_boxmot_baselines_in_comparison(tiny_export, tmp_path):
+    pytest.importorskip("boxmot.trackers", reason="optional extra boxmot not installed (make test installs it)")
+    from trackssm_lib.comparison import COMBINED, compare_trackers, default_trackers
+
+    trackers = [t for t in default_trackers(None) if t["tracker"].startswith("boxmot:")]
+    assert [t["tracker"] for t in trackers] == ["boxmot:bytetrack", "boxmot:botsort", "boxmot:ocsort"]
+    rows = compare_trackers(tiny_export, "test", trackers, detections=["gt"], out_dir=tmp_path, say=lambda m: None)
+    comb = {r["tracker"]: r for r in rows if r["class_name"] == COMBINED["combined_det_avg"]}
+    assert set(comb) == {"bytetrack", "botsort", "ocsort"}
+    for name, row in comb.items():
+        assert row["status"] == "ok" and 50 < row["HOTA"] <= 100 and row["sequences"] == 2, name
 
 
 def test_identity_switch_marker():
@@ -109,8 +123,12 @@ def test_evaluation_notebook(tiny_export, tmp_path):
     assert ok and all(0 <= r["HOTA"] <= 100 for r in ok)
     for name in ("kalman", "trackssm-zero-shot", "trackssm-phase2"):
         assert {r["detections"] for r in ok if r["tracker"] == name} == {"gt", "noisy"}, name
-    assert set(fig["unavailable"]) == {"trackssm-phase1", "bytetrack"}
-    assert "not installed" in fig["unavailable"]["bytetrack"]
+    have_boxmot = importlib.util.find_spec("boxmot") is not None
+    assert set(fig["unavailable"]) == {"trackssm-phase1"} | (set() if have_boxmot else {"bytetrack"})
+    if have_boxmot:  # the optional baseline ran on the same detections
+        assert {r["detections"] for r in ok if r["tracker"] == "bytetrack"} == {"gt", "noisy"}
+    else:
+        assert "not installed" in fig["unavailable"]["bytetrack"]
     assert "not found" in fig["unavailable"]["trackssm-phase1"]
     assert {r["detections"] for r in rows if r["tracker"] == "bytetrack"} == {"gt", "noisy"}
     assert all(r["HOTA"] is None for r in rows if r["status"] != "ok")

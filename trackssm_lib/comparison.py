@@ -88,7 +88,7 @@ def split_subset(data_dir: str | Path, split: str, max_sequences: int | None,
 
 # ---------------------------------------------------------------------------------------------- trackers
 def default_trackers(training_root: str | Path | None) -> list[dict[str, Any]]:
-    """Kalman baseline, TrackSSM zero-shot (phase-0 weights), after phase 1 and after phase 2, ByteTrack."""
+    """Kalman baseline, TrackSSM zero-shot (phase-0 weights), after phase 1 and after phase 2, BoxMOT baselines."""
     root = Path(training_root) if training_root else None
 
     def ckpt(rel: str) -> str | None:
@@ -101,6 +101,8 @@ def default_trackers(training_root: str | Path | None) -> list[dict[str, Any]]:
          "checkpoint": ckpt("weights/phase1/phase1_decoder_best.pth")},
         {"name": "trackssm-phase2", "tracker": "trackssm", "checkpoint": ckpt("weights/phase2/phase2_full_best.pth")},
         {"name": "bytetrack", "tracker": "boxmot:bytetrack", "checkpoint": None},
+        {"name": "botsort", "tracker": "boxmot:botsort", "checkpoint": None},
+        {"name": "ocsort", "tracker": "boxmot:ocsort", "checkpoint": None},
     ]
 
 

@@ -1,23 +1,35 @@
 """Optional BoxMOT trackers (ByteTrack, BoT-SORT, OC-SORT; no ReID) behind the common ``update`` interface.
 
-BoxMOT is AGPL-3.0 and not a dependency: install it yourself with ``pip install boxmot==19.0.0``. It is imported
-only when such a tracker is created. BoxMOT's ``update(dets (N, 6), img)`` already returns rows
-``x1, y1, x2, y2, id, conf, cls, det_ind``, the column order of
+BoxMOT is AGPL-3.0 and therefore an optional extra (``pip install -e ".[boxmot]"``, which pins boxmot 19.0.0, the
+last release that works with numpy < 2). It is imported only when such a tracker is created. Settings:
+
+* ReID is off (``with_reid=False``): appearance weights cannot be downloaded here, and the comparison is about
+  motion and association on the same boxes.
+* BoT-SORT's camera-motion compensation is off (``cmc_method=None``): trackers receive boxes, not images (12 Hz
+  sweeps have none), and ECC on a blank frame would only cost time.
+* ``per_class=True`` over the project's 7 classes, so that, like the project's trackers, a car never takes over a
+  pedestrian's identity; the lost-track buffers scale with the frame rate as BoxMOT does for 30 Hz defaults.
+
+BoxMOT's ``update(dets (N, 6), img)`` returns rows ``x1, y1, x2, y2, id, conf, cls, det_ind``, the column order of
 :data:`trackssm_lib.trackers.association.TRACK_COLUMNS`.
 """
 from __future__ import annotations
 
 import importlib
 import inspect
+from typing import Any
 
 import numpy as np
 
-BOXMOT_TRACKERS = {  # our name -> candidate class names across BoxMOT versions
-    "bytetrack": ("ByteTrack", "BYTETracker"),
-    "botsort": ("BotSort", "BoTSORT"),
-    "ocsort": ("OcSort", "OCSort", "OCSORT"),
-}
+from trackssm_lib.constants import CLASS_NAMES
+
+BOXMOT_TRACKERS = {"bytetrack": "ByteTrack", "botsort": "BotSort", "ocsort": "OcSort"}  # our name -> class
 BOXMOT_VERSION = "19.0.0"
+TRACKER_SETTINGS: dict[str, dict[str, Any]] = {  # BoxMOT keyword arguments that differ from its defaults
+    "bytetrack": {},
+    "botsort": {"with_reid": False, "cmc_method": None},
+    "ocsort": {},
+}
 
 
 class TrackerUnavailableError(ValueError):
@@ -25,29 +37,36 @@ class TrackerUnavailableError(ValueError):
 
 
 def import_boxmot():
+    """``boxmot.trackers``, or a clear error with the install command."""
     try:
-        return importlib.import_module("boxmot")
+        return importlib.import_module("boxmot.trackers")
     except ImportError as exc:
         raise TrackerUnavailableError(
             f"BoxMOT trackers need the optional package boxmot (AGPL-3.0), which is not installed: "
-            f"run `pip install boxmot=={BOXMOT_VERSION}` ({exc})") from exc
+            f"run `pip install boxmot=={BOXMOT_VERSION}` or `pip install -e \".[boxmot]\"` ({exc})") from exc
+
+
+def boxmot_key(name: str) -> str:
+    """'ByteTrack', 'oc-sort' ... -> the project's key, or a clear error."""
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in BOXMOT_TRACKERS:
+        raise TrackerUnavailableError(f"unknown BoxMOT tracker {name!r}; choose one of {sorted(BOXMOT_TRACKERS)}")
+    return key
 
 
 class BoxMOTTracker:
     """Adapter: ``BoxMOTTracker('bytetrack', frame_rate=12, image_size=(1600, 900))``; ``update(dets) -> (M, 8)``."""
 
     def __init__(self, name: str, frame_rate: float = 30.0, image_size: tuple[int, int] = (1600, 900),
-                 per_class: bool = True, device: str = "cpu", **kwargs) -> None:
-        key = name.lower().replace("-", "").replace("_", "")
-        if key not in BOXMOT_TRACKERS:
-            raise TrackerUnavailableError(f"unknown BoxMOT tracker {name!r}; choose one of {sorted(BOXMOT_TRACKERS)}")
-        boxmot = import_boxmot()
-        cls = next((getattr(boxmot, c) for c in BOXMOT_TRACKERS[key] if hasattr(boxmot, c)), None)
+                 **kwargs: Any) -> None:
+        key = boxmot_key(name)
+        trackers = import_boxmot()
+        cls = getattr(trackers, BOXMOT_TRACKERS[key], None)
         if cls is None:
-            raise TrackerUnavailableError(f"boxmot {getattr(boxmot, '__version__', '?')} has none of "
-                                          f"{BOXMOT_TRACKERS[key]}; install boxmot=={BOXMOT_VERSION}")
-        wanted = {"frame_rate": int(round(frame_rate)), "per_class": per_class, "with_reid": False,
-                  "reid_weights": None, "device": device, "half": False, **kwargs}
+            raise TrackerUnavailableError(f"this boxmot has no trackers.{BOXMOT_TRACKERS[key]}; "
+                                          f"install boxmot=={BOXMOT_VERSION}")
+        wanted = {"frame_rate": int(round(frame_rate)), "per_class": True, "nr_classes": len(CLASS_NAMES),
+                  **TRACKER_SETTINGS[key], **kwargs}
         params = inspect.signature(cls).parameters
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
         self.tracker = cls(**{k: v for k, v in wanted.items() if accepts_any or k in params})
@@ -56,8 +75,7 @@ class BoxMOTTracker:
 
     def update(self, dets: np.ndarray) -> np.ndarray:
         dets = np.asarray(dets, dtype=np.float32).reshape(-1, 6)
-        out = self.tracker.update(dets, self._img)
-        out = np.asarray(out, dtype=np.float64)
+        out = np.asarray(self.tracker.update(dets, self._img), dtype=np.float64)
         if out.size == 0:
             return np.zeros((0, 8))
         return out.reshape(len(out), -1)[:, :8]
