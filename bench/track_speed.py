@@ -1,13 +1,15 @@
 """Tracking speed on CPU: camera frames per second, 6 cameras per timestamp, one batched model call per timestamp.
 
     .venv/bin/python bench/track_speed.py [--scenes 2] [--threads 2] [--seed 0] [--frames N]
-        [--variants kalman trackssm-cv trackssm]   (default: kalman trackssm-cv)
+        [--variants kalman trackssm-cv trackssm boxmot:bytetrack boxmot:botsort boxmot:ocsort]
+        (default: kalman trackssm-cv)
 
 Builds a synthetic export (``trackssm_lib.synth`` + ``prepare``, no images), draws ``noisy`` detections for every
 sequence (outside the timing), then times the whole tracker (:class:`MultiCameraTracker`: association + motion
 model) over all scenes, frame index by frame index (6 cameras per step). Variants:
 
 * ``kalman``: the constant-velocity Kalman tracker;
+* ``boxmot:NAME``: a BoxMOT tracker (optional extra; no ReID, no camera-motion compensation), for reference;
 * ``trackssm``: the TrackSSM tracker with random weights. Random predictions lose every track, so the pool (tracked
   + lost tracks, all predicted every frame) is far larger than with trained weights: a pessimistic figure (not run
   by default);
@@ -40,7 +42,9 @@ from trackssm_lib.data import read_seqinfo  # noqa: E402
 from trackssm_lib.detections import load_detections  # noqa: E402
 from trackssm_lib.model import TrackSSM  # noqa: E402
 from trackssm_lib.tracking import scene_of  # noqa: E402
-from trackssm_lib.trackers import KalmanTracker, MultiCameraTracker, TrackSSMTracker  # noqa: E402
+from trackssm_lib.trackers import BoxMOTTracker, KalmanTracker, MultiCameraTracker, TrackSSMTracker  # noqa: E402
+
+BOXMOT_VARIANTS = ("boxmot:bytetrack", "boxmot:botsort", "boxmot:ocsort")  # optional extra (make installs it)
 
 
 class ComputeThenConstantVelocity(torch.nn.Module):
@@ -106,14 +110,18 @@ def run_variant(name: str, scenes: list[dict], model) -> dict:
         trackers = {}
         for seq, info in scene["infos"].items():
             fps, size = float(info["frameRate"]), (info["imWidth"], info["imHeight"])
-            trackers[seq] = (KalmanTracker(frame_rate=fps) if name == "kalman"
-                             else TrackSSMTracker(model, frame_rate=fps, image_size=size))
+            if name == "kalman":
+                trackers[seq] = KalmanTracker(frame_rate=fps)
+            elif name.startswith("boxmot:"):
+                trackers[seq] = BoxMOTTracker(name.split(":", 1)[1], frame_rate=fps, image_size=size)
+            else:
+                trackers[seq] = TrackSSMTracker(model, frame_rate=fps, image_size=size)
         multi = MultiCameraTracker(trackers)
         dets = scene["dets"]
         n = max(max(v) for v in dets.values())
         for f in range(1, n + 1):
             step = {s: v[f] for s, v in dets.items() if f in v}
-            pool = sum(len(trackers[s].prediction_pool()) for s in step)
+            pool = sum(len(trackers[s].prediction_pool()) for s in step if hasattr(trackers[s], "prediction_pool"))
             t0 = time.perf_counter()
             out = multi.update(step)
             elapsed += time.perf_counter() - t0
@@ -136,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frames", type=int, default=None, help="only the first N frames of each sequence")
     parser.add_argument("--variants", nargs="+", default=["kalman", "trackssm-cv"],
-                        choices=["kalman", "trackssm-cv", "trackssm"])
+                        choices=["kalman", "trackssm-cv", "trackssm", *BOXMOT_VARIANTS])
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -150,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# data ready in {time.perf_counter() - t0:.1f} s")
     # warm-up (first-call allocations)
     model.predict(torch.zeros(8, 5, 8), torch.zeros(8, dtype=torch.long))
-    models = {"kalman": None, "trackssm": Timed(model), "trackssm-cv": ComputeThenConstantVelocity(model)}
+    models = {"kalman": None, "trackssm": Timed(model), "trackssm-cv": ComputeThenConstantVelocity(model),
+              **{v: None for v in BOXMOT_VARIANTS}}
     for name in args.variants:
         r = run_variant(name, scenes, models[name])
-        print(f"{r['variant']:12s} {r['camera_fps']:8.1f} camera frames/s  {r['timestamps_per_s']:6.1f} timestamps/s  "
+        print(f"{r['variant']:16s} {r['camera_fps']:8.1f} camera frames/s  {r['timestamps_per_s']:6.1f} timestamps/s  "
               f"({r['camera_frames']} camera frames in {r['seconds']:.1f} s; per timestamp: "
               f"{r['dets_per_ts']:.1f} detections, {r['tracks_per_ts']:.1f} confirmed tracks out, "
               f"{r['predicted_per_ts']:.1f} tracks predicted in one call; {r['model_ms']:.1f} ms model + "

@@ -146,6 +146,11 @@ def test_unknown_config_key_is_named(tmp_path, export_root):
         train_main(PHASE1, data=export_root, overrides=["epoch=3"])
     with pytest.raises(ConfigError, match=r"'epochs' expects int"):
         load_config(PHASE1, ["epochs=many"])
+    # learning rates as people type them (YAML 1.1 alone would read 1e-3 as a string)
+    cfg = load_config(PHASE2, ["lr=1e-3", "encoder_lr=1e-5", "decoder_lr=5E-5", "pretrain_lr=2"])
+    assert (cfg["lr"], cfg["encoder_lr"], cfg["decoder_lr"], cfg["pretrain_lr"]) == (1e-3, 1e-5, 5e-5, 2.0)
+    with pytest.raises(ConfigError, match=r"'decoder_lr' expects float"):
+        load_config(PHASE2, ["decoder_lr=fast"])
     assert main(["--config", str(PHASE1), "--data", str(export_root), "--set", "bogus=1"]) == 2
 
 

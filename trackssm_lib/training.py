@@ -132,17 +132,30 @@ class TrainingError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------------------- config
+FLOAT_KEYS = frozenset({k for k, v in DEFAULTS.items() if isinstance(v, float)} | {"encoder_lr", "decoder_lr"})
+
+
 def _check_type(key: str, value: Any, where: str) -> Any:
     default = DEFAULTS[key]
-    if value is None or default is None:
+    if value is None:
+        return value
+    if key in FLOAT_KEYS:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot, no signed exponent) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: config key {key!r} expects float, got {value!r}")
+        return float(value)
+    if default is None:
         return value
     ok = {bool: lambda v: isinstance(v, bool),
           int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
           str: lambda v: isinstance(v, str)}.get(type(default), lambda v: True)
     if not ok(value):
         raise ConfigError(f"{where}: config key {key!r} expects {type(default).__name__}, got {value!r}")
-    return float(value) if isinstance(default, float) else value
+    return value
 
 
 def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] = ()) -> dict[str, Any]:

@@ -1,0 +1,78 @@
+"""Tracking quality: fine-tuned TrackSSM against the Kalman baseline (same association, same detections).
+
+    .venv/bin/python bench/track_quality.py --data EXPORT --checkpoint weights/phase2/phase2_full_best.pth
+        [--split test] [--detections noisy] [--seed 0] [--extra-checkpoint NAME=PATH ...] [--boxmot]
+        [--out outputs/bench_quality]
+
+Runs :func:`trackssm_lib.comparison.compare_trackers` (tracking + TrackEval, keyframes protocol) for ``kalman`` and
+``trackssm`` with the given checkpoint on every sequence of the split, then checks the goal of the tracking issue:
+TrackSSM at least +2 HOTA and at most 0.7x the identity switches of Kalman (combined class average; IDSW summed
+over classes). ``--extra-checkpoint`` adds further TrackSSM weights (e.g. the zero-shot phase-0 model) and
+``--boxmot`` the BoxMOT baselines. Prints one table and writes ``<out>/quality.json``; finished runs are reused.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from trackssm_lib.comparison import COMBINED, compare_trackers  # noqa: E402
+
+HOTA_GAIN = 2.0
+IDSW_RATIO = 0.7
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="prepared export (python -m trackssm_lib prepare)")
+    p.add_argument("--checkpoint", required=True, help="fine-tuned TrackSSM weights (phase 2 best)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--detections", default="noisy")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--extra-checkpoint", action="append", default=[], metavar="NAME=PATH")
+    p.add_argument("--boxmot", action="store_true", help="add ByteTrack, BoT-SORT and OC-SORT (optional extra)")
+    p.add_argument("--out", default="outputs/bench_quality")
+    args = p.parse_args(argv)
+
+    trackers = [{"name": "kalman", "tracker": "kalman", "checkpoint": None},
+                {"name": "trackssm", "tracker": "trackssm", "checkpoint": args.checkpoint}]
+    for spec in args.extra_checkpoint:
+        name, _, path = spec.partition("=")
+        if not name or not path:
+            p.error(f"--extra-checkpoint wants NAME=PATH, got {spec!r}")
+        trackers.append({"name": name, "tracker": "trackssm", "checkpoint": path})
+    if args.boxmot:
+        trackers += [{"name": n, "tracker": f"boxmot:{n}", "checkpoint": None} for n in ("bytetrack", "botsort", "ocsort")]
+    rows = compare_trackers(args.data, args.split, trackers, detections=[args.detections], out_dir=args.out,
+                            seed=args.seed, progress=True)
+    combined = {r["tracker"]: r for r in rows if r["class_name"] == COMBINED["combined_class_avg"]}
+    print(f"\n{'tracker':<22}{'HOTA':>7}{'MOTA':>7}{'IDF1':>7}{'IDSW':>6}{'cam fps':>9}  sequences")
+    for name, r in combined.items():
+        if r["status"] != "ok":
+            print(f"{name:<22}  unavailable: {r['reason']}")
+            continue
+        print(f"{name:<22}{r['HOTA']:7.2f}{r['MOTA']:7.2f}{r['IDF1']:7.2f}{int(r['IDSW']):6d}"
+              f"{(r['fps'] or 0):9.1f}  {r['sequences']}")
+    kal, ssm = combined["kalman"], combined["trackssm"]
+    goal = None
+    if ssm["status"] == "ok" and kal["status"] == "ok":
+        gain = ssm["HOTA"] - kal["HOTA"]
+        ratio = ssm["IDSW"] / kal["IDSW"] if kal["IDSW"] else float("inf") if ssm["IDSW"] else 1.0
+        goal = {"hota_gain": gain, "idsw_ratio": ratio, "hota_met": gain >= HOTA_GAIN,
+                "idsw_met": ratio <= IDSW_RATIO}
+        print(f"\nTrackSSM - Kalman: HOTA {gain:+.2f} (goal >= +{HOTA_GAIN}: "
+              f"{'met' if goal['hota_met'] else 'NOT met'}), IDSW x{ratio:.2f} (goal <= {IDSW_RATIO}: "
+              f"{'met' if goal['idsw_met'] else 'NOT met'})")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.json").write_text(json.dumps({"args": vars(args), "rows": rows, "goal": goal}, indent=1))
+    return 0 if goal is not None else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
