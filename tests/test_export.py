@@ -153,12 +153,24 @@ def test_cli_prepare_runs(real_scene_root, tmp_path, capsys):
     (["--cameras", "CAM_TOP"], "unknown camera"),
     (["--scenes", "scene-9999"], "unknown scene 'scene-9999'"),
     (["--split", "mini_train", "--scenes", "scene-0916"], "is in split 'mini_val'"),
+    (["--max-scenes", "0"], "max_scenes must be >= 1"),
 ])
 def test_cli_bad_arguments(real_scene_root, tmp_path, capsys, extra, message):
     code, err = _run_cli(["prepare", "--dataroot", str(real_scene_root), "--version", "v1.0-mini", "--out",
                           str(tmp_path / "o"), "--quiet", *extra], capsys)
     assert code == 2 and message in err
     assert not (tmp_path / "o" / "mini_val").exists() or not any((tmp_path / "o" / "mini_val").iterdir())
+
+
+def test_max_scenes_takes_the_first_scenes_of_the_split(synth_nusc):
+    from trackssm_lib.export import select_scenes
+
+    every = select_scenes(synth_nusc, "mini_train", None)
+    assert len(every) >= 2 and all(split == "mini_train" for _, split in every)
+    assert select_scenes(synth_nusc, "mini_train", None, max_scenes=1) == every[:1]
+    assert select_scenes(synth_nusc, "all", None, max_scenes=1000) == select_scenes(synth_nusc, "all", None)
+    named = [every[1][0], every[0][0]]
+    assert [n for n, _ in select_scenes(synth_nusc, "mini_train", named, max_scenes=1)] == named[:1]
 
 
 def test_cli_wrong_version_and_unwritable_output(real_scene_root, tmp_path, capsys):

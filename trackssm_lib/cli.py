@@ -26,7 +26,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
     stats = prepare(args.dataroot, args.version, args.out, split=args.split, scenes=args.scenes,
                     cameras=args.cameras, interp=args.interp, clip=args.clip, workers=args.workers,
-                    overwrite=args.overwrite, progress=not args.quiet)
+                    overwrite=args.overwrite, progress=not args.quiet, max_scenes=args.max_scenes)
     timing = stats.pop("_timing")
     print(json.dumps({k: stats[k] for k in ("splits", "sequences", "frames", "boxes", "keyframe_share")}))
     print(f"tables loaded in {timing['load_tables_s']:.1f} s; export {timing['export_s']:.1f} s "
@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--split", default="all", help="mini_train|mini_val (v1.0-mini), train|val|test (trainval), all")
     p.add_argument("--scenes", nargs="+", default=None, help="scene names (default: every scene of the split)")
+    p.add_argument("--max-scenes", type=int, default=None,
+                   help="only the first N scenes of the split (scene-table order), e.g. a quick subset")
     p.add_argument("--cameras", nargs="+", default=None, help=f"default: all of {' '.join(CAMERAS)}")
     p.add_argument("--interp", default="3d", choices=INTERP_MODES)
     p.add_argument("--clip", default="exact", choices=CLIP_MODES)

@@ -156,8 +156,12 @@ def _prepare_out(out: Path, settings: dict, overwrite: bool) -> None:
     _write_text_atomic(manifest, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
-def select_scenes(nusc, split: str, scenes: list[str] | None) -> list[tuple[str, str]]:
-    """(scene, split) pairs to export, validated against the database and the split."""
+def select_scenes(nusc, split: str, scenes: list[str] | None,
+                  max_scenes: int | None = None) -> list[tuple[str, str]]:
+    """(scene, split) pairs to export, validated against the database and the split; ``max_scenes``: only the
+    first N (scene-table order, or the order of ``scenes``), for subsets of a large split."""
+    if max_scenes is not None and int(max_scenes) < 1:
+        raise DataError(f"max_scenes must be >= 1, got {max_scenes}")
     valid = available_splits(nusc.version) + ("all",)
     if split not in valid:
         raise DataError(f"unknown split {split!r} for {nusc.version}; expected one of {valid}")
@@ -173,13 +177,13 @@ def select_scenes(nusc, split: str, scenes: list[str] | None) -> list[tuple[str,
     else:
         names = [s["name"] for s in nusc.scene if s["name"] in mapping
                  and (split == "all" or mapping[s["name"]] == split)]
-    return [(name, mapping[name]) for name in names]
+    return [(name, mapping[name]) for name in names[:max_scenes]]
 
 
 def prepare(dataroot: str | Path, version: str, out: str | Path, split: str = "all",
             scenes: list[str] | None = None, cameras: list[str] | None = None, interp: str = "3d",
             clip: str = "exact", workers: int = 1, overwrite: bool = False, progress: bool = True,
-            nusc=None) -> dict:
+            nusc=None, max_scenes: int | None = None) -> dict:
     """Export sequences and return the statistics written to ``OUT/stats.json``."""
     global _WORKER_NUSC
     check_interp(interp)
@@ -192,7 +196,7 @@ def prepare(dataroot: str | Path, version: str, out: str | Path, split: str = "a
     load_s = time.perf_counter() - t0
     if nusc.version != version:
         raise DataError(f"the loaded database is {nusc.version}, not {version}")
-    pairs = select_scenes(nusc, split, scenes)
+    pairs = select_scenes(nusc, split, scenes, max_scenes)
     if not pairs:
         raise DataError(f"no scenes to export for split {split!r} in {dataroot}")
     settings = {"version": version, "interp": interp, "clip": clip, "dataroot": str(dataroot)}
