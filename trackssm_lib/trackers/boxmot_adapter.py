@@ -15,8 +15,11 @@ BoxMOT's ``update(dets (N, 6), img)`` returns rows ``x1, y1, x2, y2, id, conf, c
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -54,6 +57,18 @@ def boxmot_key(name: str) -> str:
     return key
 
 
+@contextlib.contextmanager
+def quiet_boxmot_info() -> Iterator[None]:
+    """Hide BoxMOT's per-instance INFO line of its settings (one per sequence and class otherwise); keep warnings."""
+    boxmot_logger = logging.getLogger("boxmot")
+    level = boxmot_logger.level
+    boxmot_logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        boxmot_logger.setLevel(level)
+
+
 class BoxMOTTracker:
     """Adapter: ``BoxMOTTracker('bytetrack', frame_rate=12, image_size=(1600, 900))``; ``update(dets) -> (M, 8)``."""
 
@@ -69,7 +84,8 @@ class BoxMOTTracker:
                   **TRACKER_SETTINGS[key], **kwargs}
         params = inspect.signature(cls).parameters
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        self.tracker = cls(**{k: v for k, v in wanted.items() if accepts_any or k in params})
+        with quiet_boxmot_info():
+            self.tracker = cls(**{k: v for k, v in wanted.items() if accepts_any or k in params})
         self.name = key
         self._img = np.zeros((int(image_size[1]), int(image_size[0]), 3), dtype=np.uint8)
 
