@@ -13,7 +13,6 @@ over classes). ``--extra-checkpoint`` adds further TrackSSM weights (e.g. the ze
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from trackssm_lib.comparison import COMBINED, compare_trackers  # noqa: E402
+from trackssm_lib.fileio import write_json_atomic  # noqa: E402
 
 HOTA_GAIN = 2.0
 IDSW_RATIO = 0.7
@@ -68,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nTrackSSM - Kalman: HOTA {gain:+.2f} (goal >= +{HOTA_GAIN}: "
               f"{'met' if goal['hota_met'] else 'NOT met'}), IDSW x{ratio:.2f} (goal <= {IDSW_RATIO}: "
               f"{'met' if goal['idsw_met'] else 'NOT met'})")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "quality.json").write_text(json.dumps({"args": vars(args), "rows": rows, "goal": goal}, indent=1))
+    write_json_atomic(Path(args.out) / "quality.json", {"args": vars(args), "rows": rows, "goal": goal})
     return 0 if goal is not None else 1
 
 

@@ -15,13 +15,13 @@ zero-shot model, IDF1 > 60 %, HOTA > 50 %, MOTA >= 80 %) on the rows.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from trackssm_lib.data import split_sequence_dirs
+from trackssm_lib.fileio import write_json_atomic
 from trackssm_lib.records import file_sha256
 from trackssm_lib.splits import equivalent_split
 
@@ -232,9 +232,7 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
                                            checkpoint=ck or None, seed=seed, progress=progress)
                     metrics = evaluate(gt_dir, res_dir, eval_dir, protocol=protocol, print_summary=False)
                     fps = summary.get("fps")
-                tmp = settings_file.with_name(f".settings.json.{os.getpid()}")
-                tmp.write_text(json.dumps({"settings": settings, "fps": fps, "tracking": summary}, indent=1) + "\n")
-                os.replace(tmp, settings_file)
+                write_json_atomic(settings_file, {"settings": settings, "fps": fps, "tracking": summary})
                 hota = metrics["combined_class_avg"].get("HOTA")
                 say(f"{spec['name']} ({det}): HOTA {'n/a' if hota is None else f'{hota:.1f}'}, {fps} frames/s")
             done.setdefault(key, (metrics, fps, run_dir))

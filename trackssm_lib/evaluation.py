@@ -23,7 +23,6 @@ import argparse
 import configparser
 import contextlib
 import io
-import json
 import math
 import os
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from trackssm_lib.constants import CLASS_IDS, CLASS_NAMES
+from trackssm_lib.fileio import write_json_atomic, write_text_atomic
 
 PROTOCOLS: tuple[str, ...] = ("keyframes", "all")
 BENCHMARKS: tuple[str, ...] = ("MOT15", "MOT16", "MOT17", "MOT20")
@@ -545,9 +545,8 @@ def evaluate(gt_dir: str | Path, results_dir: str | Path, out_dir: str | Path | 
     summary = format_summary(out)
     if out_dir is not None:
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "metrics.json").write_text(json.dumps(out, indent=1) + "\n")
-        (out_dir / "summary.txt").write_text(summary)
+        write_json_atomic(out_dir / "metrics.json", out)
+        write_text_atomic(out_dir / "summary.txt", summary)
     if print_summary:
         print(summary, end="")
     return out

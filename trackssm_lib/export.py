@@ -19,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from trackssm_lib.constants import CAMERA_FPS, CLASS_NAMES, IMAGE_HEIGHT, IMAGE_WIDTH
+from trackssm_lib.fileio import write_json_atomic, write_text_atomic
 from trackssm_lib.frames import camera_frames, check_cameras, get_scene, scene_annotations
 from trackssm_lib.interpolation import FrameBoxes, SequenceFrames, check_interp, sequence_boxes
 from trackssm_lib.nuscenes_db import DataError, load_nuscenes
@@ -127,12 +128,6 @@ def _replace_dir(tmp: Path, final: Path) -> None:
         os.replace(tmp, final)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _prepare_out(out: Path, settings: dict, overwrite: bool) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +148,7 @@ def _prepare_out(out: Path, settings: dict, overwrite: bool) -> None:
                         + "; use --overwrite or another --out")
     for stale in out.glob("*/.tmp-*"):  # left by an interrupted run
         shutil.rmtree(stale, ignore_errors=True)
-    _write_text_atomic(manifest, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    write_json_atomic(manifest, settings, indent=2, sort_keys=True)
 
 
 def select_scenes(nusc, split: str, scenes: list[str] | None,
@@ -241,7 +236,7 @@ def _write_index(out: Path, version: str, interp: str, clip: str, known: dict) -
         if not seqs:
             continue
         splits[split] = len(seqs)
-        _write_text_atomic(out / "seqmaps" / f"{split}.txt", "name\n" + "".join(f"{s}\n" for s in seqs))
+        write_text_atomic(out / "seqmaps" / f"{split}.txt", "name\n" + "".join(f"{s}\n" for s in seqs))
         for seq in seqs:
             st = known.get((split, seq)) or read_sequence_stats(out / split / seq)
             for key in ("frames", "keyframes", "boxes", "keyframe_boxes"):
@@ -254,5 +249,5 @@ def _write_index(out: Path, version: str, interp: str, clip: str, known: dict) -
              "sequences": sum(splits.values()), **totals,
              "interpolated_boxes": boxes - totals["keyframe_boxes"],
              "keyframe_share": round(totals["keyframe_boxes"] / boxes, 6) if boxes else 0.0}
-    _write_text_atomic(out / "stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    write_json_atomic(out / "stats.json", stats, indent=2, sort_keys=True)
     return stats

@@ -25,6 +25,7 @@ import torch
 from trackssm_lib.boxes import center_distance, paired_iou
 from trackssm_lib.constants import CLASS_NAMES
 from trackssm_lib.data import default_splits, extract_track_samples, load_split
+from trackssm_lib.fileio import write_json_atomic
 from trackssm_lib.model import TrackSSM, load_checkpoint
 from trackssm_lib.records import file_sha256
 
@@ -136,10 +137,7 @@ def train_or_reuse(config_path: str | os.PathLike, data: str | os.PathLike, over
 
 
 def _write_marker(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, data, indent=1, sort_keys=True)
 
 
 def training_overrides(output_dir: str | os.PathLike, epochs: int | None = None, device: str = "auto",

@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from trackssm_lib.fileio import write_json_atomic
 
 
 def file_sha256(path: str | Path) -> str:
@@ -55,18 +56,9 @@ def record_figures(path: str | Path, figures: dict, merge: bool = False) -> Path
     if not isinstance(figures, dict):
         raise TypeError(f"figures must be a dict, not {type(figures).__name__}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = load_figures(path) if merge and path.exists() else {}
     data.update(to_jsonable(figures))
-    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_json_atomic(path, data, indent=2, sort_keys=True, allow_nan=False)
 
 
 def load_figures(path: str | Path) -> dict:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from trackssm_lib.fileio import write_json_atomic, write_text_atomic
 from trackssm_lib.splits import equivalent_split
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -205,7 +206,7 @@ def _write_run_info(path: Path, prof: dict, ds: dict, params: dict, timings: dic
         shown = ", ".join(f"{k}={v!r}" for k, v in p.items() if k not in ("dataroot", "output_dir", "export_dir"))
         t = timings.get(name)
         lines.append(f"| {name} | {shown.replace('|', '/')} | {f'{t:.0f} s' if t is not None else 'not run'} |")
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def _display_path(path: Path | str) -> str:
@@ -302,10 +303,10 @@ def run_report(profile: str | Path, dataroot: str | None = None, version: str | 
         if not (chapters / f"{name}.ipynb").exists():
             _placeholder_chapter(chapters / f"{name}.ipynb", name)
     _write_run_info(chapters / "run_info.md", prof, ds, all_params, timings, out_dir)
-    (out_dir / "report_run.json").write_text(json.dumps({
+    write_json_atomic(out_dir / "report_run.json", {
         "profile": str(prof["_path"]), "dataroot": str(ds["dataroot"]), "version": ds["version"],
         "synthetic": ds["synthetic"], "notebooks": names, "parameters": all_params,
-        "notebook_seconds": {k: round(v, 1) for k, v in timings.items()}}, indent=2, sort_keys=True) + "\n")
+        "notebook_seconds": {k: round(v, 1) for k, v in timings.items()}}, indent=2, sort_keys=True)
 
     index = book_dir / "_build" / "html" / "index.html"
     if build:

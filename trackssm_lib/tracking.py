@@ -12,9 +12,7 @@ together (one tracker per camera, one batched TrackSSM call per frame index, see
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -26,6 +24,7 @@ from tqdm.auto import tqdm
 from trackssm_lib.constants import CAMERAS
 from trackssm_lib.data import read_seqinfo, split_sequence_dirs
 from trackssm_lib.detections import load_detections
+from trackssm_lib.fileio import write_text_atomic
 
 TRACKERS = ("trackssm", "kalman")
 RESULT_COLUMNS = ("frame", "track_id", "x", "y", "w", "h", "score", "class_id", "-1", "-1")
@@ -100,18 +99,6 @@ def format_rows(rows: np.ndarray) -> str:
     return "".join(lines)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: str | Path, model: Any,
                 seed: int, det_config: dict | None = None, **assoc: Any) -> dict[str, np.ndarray]:
     """Track the sequences of one scene together -> {sequence: (R, 8) frame, id, x1, y1, x2, y2, score, class}."""
@@ -180,7 +167,7 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
         for d in dirs:
             seq = str(read_seqinfo(d).get("name", d.name))
             rows = results.get(seq, np.zeros((0, 8)))
-            write_atomic(out / f"{seq}.txt", format_rows(rows))
+            write_text_atomic(out / f"{seq}.txt", format_rows(rows))
             n_boxes += len(rows)
             n_tracks += len(np.unique(rows[:, 1])) if len(rows) else 0
             n_frames += int(read_seqinfo(d).get("seqLength", 0))
