@@ -52,3 +52,9 @@ def no_boxmot(monkeypatch):
     for mod in [m for m in sys.modules if m == "boxmot" or m.startswith("boxmot.")]:
         monkeypatch.delitem(sys.modules, mod)
     monkeypatch.setitem(sys.modules, "boxmot", None)
+
+
+@pytest.fixture
+def needs_boxmot():
+    """Skip, with the reason, where the optional BoxMOT extra is not installed (``make test`` installs it)."""
+    pytest.importorskip("boxmot.trackers", reason="optional extra boxmot not installed (make test installs it)")

@@ -56,8 +56,7 @@ def test_kalman_on_gt_detections(tiny_export, tmp_path, no_boxmot):
     assert len(targets) == 4 and all(t["met"] == "n/a" and t["measured"] is None for t in targets)
 
 
-def test_boxmot_baselines_in_comparison(tiny_export, tmp_path):
-    pytest.importorskip("boxmot.trackers", reason="optional extra boxmot not installed (make test installs it)")
+def test_boxmot_baselines_in_comparison(tiny_export, tmp_path, needs_boxmot):
     from trackssm_lib.comparison import COMBINED, compare_trackers, default_trackers
 
     trackers = [t for t in default_trackers(None) if t["tracker"].startswith("boxmot:")]

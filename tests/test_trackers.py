@@ -286,8 +286,7 @@ def _two_movers(n_frames: int = 24) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("name", ["bytetrack", "botsort", "ocsort"])
-def test_boxmot_trackers_keep_identities(name):
-    pytest.importorskip("boxmot.trackers", reason="optional extra boxmot not installed (make test installs it)")
+def test_boxmot_trackers_keep_identities(name, needs_boxmot):
     trk = BoxMOTTracker(name, frame_rate=12, image_size=(1600, 900))
     ids_by_class: dict[int, set[int]] = {CAR: set(), PED: set()}
     seen = 0
@@ -306,8 +305,7 @@ def test_boxmot_trackers_keep_identities(name):
     assert ids_by_class[CAR] != ids_by_class[PED]
 
 
-def test_boxmot_through_run_tracking_and_evaluate(export_dir, tmp_path):
-    pytest.importorskip("boxmot.trackers", reason="optional extra boxmot not installed (make test installs it)")
+def test_boxmot_through_run_tracking_and_evaluate(export_dir, tmp_path, needs_boxmot):
     from trackssm_lib.evaluation import evaluate
     from trackssm_lib.tracking import run_tracking
 

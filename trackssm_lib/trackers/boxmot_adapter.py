@@ -59,7 +59,7 @@ def boxmot_key(name: str) -> str:
 
 @contextlib.contextmanager
 def quiet_boxmot_info() -> Iterator[None]:
-    """Hide BoxMOT's per-instance INFO line of its settings (one per sequence and class otherwise); keep warnings."""
+    """Hide the INFO line of settings BoxMOT logs for every tracker it builds (one per sequence); keep warnings."""
     boxmot_logger = logging.getLogger("boxmot")
     level = boxmot_logger.level
     boxmot_logger.setLevel(max(level, logging.WARNING))
