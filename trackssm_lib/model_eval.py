@@ -128,16 +128,12 @@ def train_or_reuse(config_path: str | os.PathLike, data: str | os.PathLike, over
         say(f"resuming phase-{cfg['phase']} training from {paths['last']}")
     else:
         say(f"training phase {cfg['phase']} into {paths['root']}")
-    _write_marker(paths["marker"], {"status": "started", "fingerprint": fp})
+    write_json_atomic(paths["marker"], {"status": "started", "fingerprint": fp}, sort_keys=True)
     summary = train_main(config_path, data=data, overrides=overrides, resume=resume)
     finished = summary["stop_reason"] in ("max_epochs", "early_stopped")
-    _write_marker(paths["marker"], {"status": "finished" if finished else "stopped", "fingerprint": fp,
-                                    "summary": _jsonable(summary)})
+    write_json_atomic(paths["marker"], {"status": "finished" if finished else "stopped", "fingerprint": fp,
+                                        "summary": _jsonable(summary)}, sort_keys=True)
     return {**summary, "action": "resumed" if resume else "trained"}
-
-
-def _write_marker(path: Path, data: dict[str, Any]) -> None:
-    write_json_atomic(path, data, indent=1, sort_keys=True)
 
 
 def training_overrides(output_dir: str | os.PathLike, epochs: int | None = None, device: str = "auto",
