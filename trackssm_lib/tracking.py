@@ -165,12 +165,13 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
     for _, dirs in bar:
         results = track_scene(dirs, kind, name, detections, model, seed, det_config, **assoc)
         for d in dirs:
-            seq = str(read_seqinfo(d).get("name", d.name))
+            info = read_seqinfo(d)
+            seq = str(info.get("name", d.name))
             rows = results.get(seq, np.zeros((0, 8)))
             write_text_atomic(out / f"{seq}.txt", format_rows(rows))
             n_boxes += len(rows)
             n_tracks += len(np.unique(rows[:, 1])) if len(rows) else 0
-            n_frames += int(read_seqinfo(d).get("seqLength", 0))
+            n_frames += int(info.get("seqLength", 0))
     bar.close()
     seconds = time.perf_counter() - start
     return {"sequences": len(seq_dirs), "scenes": len(scenes), "frames": n_frames, "boxes": n_boxes,
