@@ -7,7 +7,8 @@
 Runs :func:`trackssm_lib.comparison.compare_trackers` (tracking + TrackEval, keyframes protocol) for ``kalman`` and
 ``trackssm`` with the given checkpoint on every sequence of the split, then checks the goal of the tracking issue:
 TrackSSM at least +2 HOTA and at most 0.7x the identity switches of Kalman (combined class average; IDSW summed
-over classes). ``--extra-checkpoint`` adds further TrackSSM weights (e.g. the zero-shot phase-0 model) and
+over classes), and splits each tracker's identity switches by cause (:mod:`trackssm_lib.switch_analysis`: swaps,
+absences longer than the 1 s lost timeout, lost tracks). ``--extra-checkpoint`` adds further TrackSSM weights (e.g. the zero-shot phase-0 model) and
 ``--boxmot`` the BoxMOT baselines. Prints one table and writes ``<out>/quality.json``; finished runs are reused.
 """
 from __future__ import annotations
@@ -20,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from trackssm_lib.comparison import COMBINED, compare_trackers  # noqa: E402
+from trackssm_lib.comparison import COMBINED, compare_trackers, switch_cause_rows  # noqa: E402
 from trackssm_lib.fileio import write_json_atomic  # noqa: E402
+from trackssm_lib.switch_analysis import CAUSES  # noqa: E402
 
 HOTA_GAIN = 2.0
 IDSW_RATIO = 0.7
@@ -58,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{name:<22}{r['HOTA']:7.2f}{r['MOTA']:7.2f}{r['IDF1']:7.2f}{int(r['IDSW']):6d}"
               f"{(r['fps'] or 0):9.1f}  {r['sequences']}")
+    causes = switch_cause_rows(args.data, args.split, rows, out_dir=args.out)
+    print(f"\n{'identity switches':<22}" + "".join(f"{c:>14}" for c in CAUSES) + f"{'total':>8}")
+    for c in causes:
+        print(f"{c['tracker']:<22}" + "".join(f"{c[k]:14d}" for k in CAUSES) + f"{c['IDSW']:8d}")
     kal, ssm = combined["kalman"], combined["trackssm"]
     goal = None
     if ssm["status"] == "ok" and kal["status"] == "ok":
@@ -68,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nTrackSSM - Kalman: HOTA {gain:+.2f} (goal >= +{HOTA_GAIN}: "
               f"{'met' if goal['hota_met'] else 'NOT met'}), IDSW x{ratio:.2f} (goal <= {IDSW_RATIO}: "
               f"{'met' if goal['idsw_met'] else 'NOT met'})")
-    write_json_atomic(Path(args.out) / "quality.json", {"args": vars(args), "rows": rows, "goal": goal})
+    write_json_atomic(Path(args.out) / "quality.json", {"args": vars(args), "rows": rows, "goal": goal,
+                                                        "switch_causes": causes})
     return 0 if goal is not None else 1
 
 

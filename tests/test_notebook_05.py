@@ -139,4 +139,10 @@ def test_evaluation_notebook(tiny_export, tmp_path):
                                                                  and idsw["measured"] <= -70 else "no") \
         or idsw["measured"] is None
     assert fig["combined"]["kalman|gt"]["HOTA"] > fig["combined"]["kalman|noisy"]["HOTA"]
+    # identity switches by cause: one row per run, adding up to TrackEval's count of that run
+    causes = {f"{c['tracker']}|{c['detections']}": c for c in fig["switch_causes"]}
+    assert set(causes) == {k for k, v in fig["combined"].items() if v["status"] == "ok"}
+    for key, c in causes.items():
+        assert c["swap"] + c["long_absence"] + c["track_lost"] == c["IDSW"] == fig["combined"][key]["IDSW"], key
+    assert sum(c["IDSW"] for c in causes.values()) > 0
     assert fig["sequence_plot"]["tracker"] == "trackssm-phase2" and fig["sequence_plot"]["switches"] >= 0

@@ -143,6 +143,12 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "tracker"
 
 
+def run_folder(out_dir: str | Path, tracker: str, detections: str) -> Path:
+    """Where :func:`compare_trackers` keeps one (tracker, detections) run: ``results/``, ``eval/``, settings."""
+    det = str(detections)
+    return Path(out_dir) / _safe(tracker) / _safe(Path(det).name if det not in ("gt", "noisy") else det)
+
+
 # ---------------------------------------------------------------------------------------------- rows
 def metric_rows(metrics: Mapping[str, Any], tracker: str, detections: str, fps: float | None,
                 sequences: int) -> list[dict[str, Any]]:
@@ -204,7 +210,7 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
                         "detections_dir": str(Path(det).resolve()) if det not in ("gt", "noisy") else None,
                         "seed": int(seed), "split": split, "protocol": protocol, "sequences": seqs,
                         "data": str(Path(data_dir).resolve())}
-            run_dir = out_dir / _safe(spec["name"]) / _safe(Path(det).name if det not in ("gt", "noisy") else det)
+            run_dir = run_folder(out_dir, spec["name"], det)
             res_dir, eval_dir, settings_file = run_dir / "results", run_dir / "eval", run_dir / "settings.json"
             key = json.dumps({k: v for k, v in settings.items() if k != "checkpoint"}, sort_keys=True)
             cached = None
@@ -244,6 +250,31 @@ def combined_rows(rows: Iterable[Mapping[str, Any]], combined: str = "combined_c
     """The combined rows (class- or detection-averaged) plus the unavailable ones."""
     label = COMBINED[combined]
     return [dict(r) for r in rows if r["class_name"] == label or r["status"] != "ok"]
+
+
+def switch_cause_rows(data_dir: str | Path, split: str, rows: Iterable[Mapping[str, Any]],
+                      out_dir: str | Path = "outputs/comparison", protocol: str = "keyframes",
+                      max_sequences: int | None = None, lost_seconds: float = 1.0) -> list[dict[str, Any]]:
+    """Identity switches of each run in ``rows`` (from :func:`compare_trackers` called with the same data, split,
+    ``out_dir``, protocol and ``max_sequences``) split by cause, see :mod:`trackssm_lib.switch_analysis`.
+
+    One row per (tracker, detections) that ran: ``swap``, ``long_absence``, ``track_lost`` and ``IDSW`` (their sum,
+    TrackEval's count summed over the classes).
+    """
+    from trackssm_lib.switch_analysis import find_switches, summarize_switches
+
+    split = resolve_split(data_dir, split)
+    root, _ = split_subset(data_dir, split, max_sequences, out_dir)
+    out = []
+    for r in combined_rows(rows):
+        if r["status"] != "ok":
+            continue
+        results = run_folder(out_dir, r["tracker"], r["detections"]) / "results"
+        summary = summarize_switches(find_switches(root / split, results, protocol=protocol,
+                                                   lost_seconds=lost_seconds))
+        out.append({"tracker": r["tracker"], "detections": r["detections"], **summary["by_cause"],
+                    "IDSW": summary["total"]})
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- targets

@@ -239,6 +239,33 @@ def _find_result_files(results_dir: Path, seq_names: list[str]) -> tuple[dict[st
 # TrackEval dataset for the 7 classes
 # ----------------------------------------------------------------------------------------------------------------
 
+def read_project_sequence(seq: Sequence, protocol: str) -> Sequence:
+    """Fill ``seq`` (7-class path): its GT rows, its evaluated frames for ``protocol`` and its result rows (when
+    ``seq.result_file`` is set), every file checked."""
+    seq.gt = read_mot_file(seq.path / "gt" / "gt.txt", seq.length, kind="GT", min_cols=8, max_cols=10,
+                           class_check=_is_project_class)
+    seq.timesteps = (read_key_frames(seq.path, seq.length) if protocol == "keyframes"
+                     else np.arange(1, seq.length + 1, dtype=np.int64))
+    if seq.result_file is not None:
+        seq.results = read_mot_file(seq.result_file, seq.length, kind="result", min_cols=8, max_cols=10,
+                                    class_check=_is_project_class)
+    return seq
+
+
+def load_project_sequences(gt_dir: str | Path, results_dir: str | Path,
+                           protocol: str = "keyframes") -> tuple[list[Sequence], list[str]]:
+    """Every GT sequence of ``gt_dir`` read for the 7-class path -> (sequences, names without a result file)."""
+    if protocol not in PROTOCOLS:
+        raise EvaluationError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    seq_dirs = find_sequences(gt_dir)
+    files, missing = _find_result_files(Path(results_dir), list(seq_dirs))
+    sequences = []
+    for name, path in seq_dirs.items():
+        seq = Sequence(name=name, path=path, length=read_seq_length(path), result_file=files.get(name))
+        sequences.append(read_project_sequence(seq, protocol))
+    return sequences, missing
+
+
 def _trackeval():
     import trackeval  # imported lazily: it pulls matplotlib/scipy
 
@@ -330,6 +357,7 @@ def _make_dataset_class():
                 splits = np.cumsum([len(x) for x in data[key]])[:-1]
                 data[key] = [x.astype(np.int64) for x in np.split(inverse.reshape(-1), splits)] if n_t else []
                 data[num_key] = int(len(uniq))
+                data[f"{key}_original"] = uniq  # relabelled id k was uniq[k] in the files (for diagnostics)
             data["num_gt_dets"] = int(sum(len(x) for x in data["gt_ids"]))
             data["num_tracker_dets"] = int(sum(len(x) for x in data["tracker_ids"]))
             data["num_timesteps"] = n_t
@@ -481,13 +509,7 @@ def evaluate(gt_dir: str | Path, results_dir: str | Path, out_dir: str | Path | 
         seq = Sequence(name=name, path=seq_dirs[name], length=read_seq_length(seq_dirs[name]))
         seq.result_file = files.get(name)
         if bench is None:
-            seq.gt = read_mot_file(seq.path / "gt" / "gt.txt", seq.length, kind="GT", min_cols=8, max_cols=10,
-                                   class_check=_is_project_class)
-            seq.timesteps = (read_key_frames(seq.path, seq.length) if protocol == "keyframes"
-                             else np.arange(1, seq.length + 1, dtype=np.int64))
-            if seq.result_file is not None:
-                seq.results = read_mot_file(seq.result_file, seq.length, kind="result", min_cols=8, max_cols=10,
-                                            class_check=_is_project_class)
+            read_project_sequence(seq, protocol)
         elif seq.result_file is not None:
             # Checked here for clear messages; TrackEval then reads the files itself.
             read_mot_file(seq.result_file, seq.length, kind="result", min_cols=7, max_cols=10,

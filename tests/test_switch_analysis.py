@@ -1,0 +1,213 @@
+"""Identity-switch analysis: the count equals TrackEval's IDSW per class, and planted switches get their cause."""
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trackssm_lib.constants import CLASS_NAMES
+from trackssm_lib.evaluation import evaluate, read_key_frames, read_seq_length
+from trackssm_lib.switch_analysis import find_switches, longest_absence, summarize_switches
+
+
+@pytest.fixture(scope="module")
+def export_split(tmp_path_factory) -> Path:
+    """A small synthetic export (2 scenes, 2 cameras); returns the split folder with the most sequences."""
+    from trackssm_lib.export import prepare
+    from trackssm_lib.synth import generate_dataset
+
+    tmp = tmp_path_factory.mktemp("switches")
+    generate_dataset(tmp / "nusc", "v1.0-mini", n_scenes=2, seed=0, images=False, progress=False)
+    prepare(tmp / "nusc", "v1.0-mini", tmp / "export", cameras=["CAM_FRONT", "CAM_BACK"], progress=False)
+    splits = [p for p in (tmp / "export").iterdir() if p.is_dir() and list(p.glob("*/gt/gt.txt"))]
+    return max(splits, key=lambda p: len(list(p.glob("*/gt/gt.txt"))))
+
+
+def sequences(split: Path) -> list[Path]:
+    return sorted(p for p in split.iterdir() if (p / "gt" / "gt.txt").is_file())
+
+
+def read_gt(seq_dir: Path) -> np.ndarray:
+    return np.loadtxt(seq_dir / "gt" / "gt.txt", delimiter=",", ndmin=2)
+
+
+def write_rows(path: Path, rows: np.ndarray) -> None:
+    path.write_text("".join(f"{int(r[0])},{int(r[1])},{r[2]:.3f},{r[3]:.3f},{r[4]:.3f},{r[5]:.3f},1,{int(r[7])},"
+                            "-1,-1\n" for r in rows))
+
+
+def perfect_results(split: Path, dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for seq in sequences(split):
+        write_rows(dest / f"{seq.name}.txt", read_gt(seq))
+    return dest
+
+
+def keyframes(seq: Path) -> np.ndarray:
+    return read_key_frames(seq, read_seq_length(seq))
+
+
+def idsw_per_class(split: Path, results: Path, tmp: Path) -> dict[str, int]:
+    out = evaluate(split, results, tmp / "eval", print_summary=False)
+    return {c: m["IDSW"] for c, m in out["per_class"].items() if m["IDSW"]}
+
+
+def test_longest_absence():
+    assert longest_absence(np.array([1, 2, 3, 4, 5]), 1, 5) == 0
+    assert longest_absence(np.array([1, 2, 9, 10]), 2, 10) == 6  # frames 3..8
+    assert longest_absence(np.array([1, 5, 6, 12]), 1, 12) == 5  # 7..11 beats 2..4
+    assert longest_absence(np.array([], dtype=np.int64), 3, 4) == 0
+
+
+def test_perfect_results_have_no_switches(export_split, tmp_path):
+    assert find_switches(export_split, perfect_results(export_split, tmp_path / "res")) == []
+
+
+def _two_objects_together(split: Path):
+    """(seq, a, b, f): objects a and b of one class both annotated on two consecutive keyframes k < f."""
+    for seq in sequences(split):
+        gt, keys = read_gt(seq), keyframes(seq)
+        for k0, f in zip(keys[:-1], keys[1:]):
+            for cls in np.unique(gt[:, 7]):
+                both = [set(gt[(gt[:, 0] == k) & (gt[:, 7] == cls), 1].astype(int)) for k in (k0, f)]
+                common = sorted(both[0] & both[1])
+                if len(common) >= 2:
+                    return seq, common[0], common[1], int(f)
+    raise AssertionError("no two objects of one class on consecutive keyframes in the synthetic data")
+
+
+def test_exchanged_ids_are_two_swaps(export_split, tmp_path):
+    results = perfect_results(export_split, tmp_path / "res")
+    seq, a, b, f = _two_objects_together(export_split)
+    rows = read_gt(seq)
+    later = rows[:, 0] >= f
+    ids = rows[:, 1].copy()
+    ids[later & (rows[:, 1] == a)], ids[later & (rows[:, 1] == b)] = b, a
+    rows[:, 1] = ids
+    write_rows(results / f"{seq.name}.txt", rows)
+    switches = find_switches(export_split, results)
+    assert sorted((s.gt_id, s.previous_id, s.track_id, s.frame) for s in switches) == [(a, a, b, f), (b, b, a, f)]
+    assert {s.cause for s in switches} == {"swap"} and {s.sequence for s in switches} == {seq.name}
+    assert all(s.previous_frame < f and s.absent_frames == 0 for s in switches)
+    assert Counter(s.class_name for s in switches) == Counter(idsw_per_class(export_split, results, tmp_path))
+
+
+def _continuous_object(split: Path):
+    """(seq, a, f): object a annotated on every frame from the keyframe before f through f."""
+    for seq in sequences(split):
+        gt, keys = read_gt(seq), keyframes(seq)
+        for k0, f in zip(keys[:-1], keys[1:]):
+            for a in np.unique(gt[gt[:, 0] == k0, 1]).astype(int):
+                frames = set(gt[gt[:, 1] == a, 0].astype(int))
+                if all(x in frames for x in range(int(k0), int(f) + 1)):
+                    return seq, a, int(f)
+    raise AssertionError("no object annotated across two keyframes in the synthetic data")
+
+
+def test_new_id_on_a_continuous_object_is_a_lost_track(export_split, tmp_path):
+    results = perfect_results(export_split, tmp_path / "res")
+    seq, a, f = _continuous_object(export_split)
+    rows = read_gt(seq)
+    new_id = int(rows[:, 1].max()) + 1
+    rows[(rows[:, 1] == a) & (rows[:, 0] >= f), 1] = new_id
+    write_rows(results / f"{seq.name}.txt", rows)
+    switches = find_switches(export_split, results)
+    assert [(s.gt_id, s.previous_id, s.track_id, s.frame, s.cause) for s in switches] == \
+        [(a, a, new_id, f, "track_lost")]
+    summary = summarize_switches(switches)
+    assert summary["total"] == 1 and summary["by_cause"] == {"swap": 0, "long_absence": 0, "track_lost": 1}
+    assert Counter(s.class_name for s in switches) == Counter(idsw_per_class(export_split, results, tmp_path))
+
+
+def test_absence_longer_than_the_timeout(export_split, tmp_path):
+    """An object removed from the GT for 17 frames (between keyframes k0 and k0 + 3), then given a new id: a
+    ``long_absence`` with the 1 s timeout (12 frames at 12 Hz), a ``track_lost`` with a 2 s timeout."""
+    split = tmp_path / "split"
+    shutil.copytree(export_split, split)
+    found = None
+    for seq in sequences(split):
+        gt, keys = read_gt(seq), keyframes(seq)
+        for k0, k2 in zip(keys[:-3], keys[3:]):
+            for a in np.unique(gt[gt[:, 0] == k0, 1]).astype(int):
+                frames = set(gt[gt[:, 1] == a, 0].astype(int))
+                if all(x in frames for x in range(int(k0), int(k2) + 1)):
+                    found = seq, gt, int(k0), int(k2), a
+                    break
+            if found:
+                break
+        if found:
+            break
+    assert found, "no object annotated across four keyframes in the synthetic data"
+    seq, gt, k0, k2, a = found
+    gap = (gt[:, 1] == a) & (gt[:, 0] > k0) & (gt[:, 0] < k2)
+    assert 12 < gap.sum() <= 24
+    gt = gt[~gap]
+    lines = (seq / "gt" / "gt.txt").read_text().splitlines()
+    (seq / "gt" / "gt.txt").write_text("".join(line + "\n" for line, drop in zip(lines, gap) if not drop))
+    results = perfect_results(split, tmp_path / "res")
+    new_id = int(gt[:, 1].max()) + 1
+    gt[(gt[:, 1] == a) & (gt[:, 0] >= k2), 1] = new_id
+    write_rows(results / f"{seq.name}.txt", gt)
+    switches = find_switches(split, results)
+    assert [(s.gt_id, s.track_id, s.previous_frame, s.frame, s.absent_frames, s.cause) for s in switches] == \
+        [(a, new_id, int(k0), int(k2), int(gap.sum()), "long_absence")]
+    assert [s.cause for s in find_switches(split, results, lost_seconds=2.0)] == ["track_lost"]
+    assert Counter(s.class_name for s in switches) == Counter(idsw_per_class(split, results, tmp_path))
+
+
+def test_counts_equal_trackeval_on_tracker_output(export_split, tmp_path):
+    """Kalman tracking on noisy detections with a zero lost timeout (every miss ends a track: many switches);
+    the switches per class, under both protocols, are TrackEval's IDSW."""
+    from trackssm_lib.tracking import run_tracking
+
+    run_tracking(export_split.parent, export_split.name, tracker="kalman", detections="noisy",
+                 out=tmp_path / "res", seed=0, progress=False, lost_seconds=0.0)
+    for protocol in ("keyframes", "all"):
+        out = evaluate(export_split, tmp_path / "res", tmp_path / protocol, protocol=protocol, print_summary=False)
+        expected = {c: m["IDSW"] for c, m in out["per_class"].items() if m["IDSW"]}
+        switches = find_switches(export_split, tmp_path / "res", protocol=protocol)
+        assert sum(expected.values()) >= 3
+        assert dict(Counter(s.class_name for s in switches)) == expected
+        assert set(CLASS_NAMES) >= {s.class_name for s in switches}
+
+
+def _scrambled_results(split: Path, dest: Path, seed: int) -> Path:
+    """Results built to make CLEAR's matching rules matter: every box jittered, half of them with a jittered
+    duplicate under another id (so the best-IoU box changes from frame to frame and only the kept-match bonus holds
+    an id), ids permuted within a class on some frames, and some frames without any output."""
+    rng = np.random.default_rng(seed)
+    dest.mkdir(parents=True, exist_ok=True)
+    for seq in sequences(split):
+        gt = read_gt(seq)
+        frames = np.unique(gt[:, 0])
+        out = []
+        for f in frames:
+            if rng.random() < 0.15:
+                continue  # a frame without output
+            rows = gt[gt[:, 0] == f].copy()
+            if rng.random() < 0.2:  # permute ids within each class on this frame
+                for cls in np.unique(rows[:, 7]):
+                    sel = np.where(rows[:, 7] == cls)[0]
+                    rows[sel, 1] = rows[rng.permutation(sel), 1]
+            dup = rows[rng.random(len(rows)) < 0.5].copy()
+            dup[:, 1] += 1000
+            rows = np.concatenate([rows, dup])
+            rows[:, 2:4] += rng.normal(0, 0.08, (len(rows), 2)) * rows[:, 4:6]
+            out.append(rows)
+        write_rows(dest / f"{seq.name}.txt", np.concatenate(out) if out else np.zeros((0, 10)))
+    return dest
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("protocol", ["keyframes", "all"])
+def test_counts_equal_trackeval_on_scrambled_results(export_split, tmp_path, seed, protocol):
+    results = _scrambled_results(export_split, tmp_path / "res", seed)
+    out = evaluate(export_split, results, tmp_path / "eval", protocol=protocol, print_summary=False)
+    expected = {c: m["IDSW"] for c, m in out["per_class"].items() if m["IDSW"]}
+    switches = find_switches(export_split, results, protocol=protocol)
+    assert sum(expected.values()) >= 20
+    assert dict(Counter(s.class_name for s in switches)) == expected
+    assert {s.cause for s in switches} >= {"swap"}
