@@ -211,3 +211,13 @@ def test_counts_equal_trackeval_on_scrambled_results(export_split, tmp_path, see
     assert sum(expected.values()) >= 20
     assert dict(Counter(s.class_name for s in switches)) == expected
     assert {s.cause for s in switches} >= {"swap"}
+    # the figure's switch marker (one sequence's files, every frame or the given frames) finds the same switches
+    from trackssm_lib.tracking_plots import identity_switches
+
+    marked = []
+    for seq in sequences(export_split):
+        frames = keyframes(seq) if protocol == "keyframes" else None
+        res = np.loadtxt(results / f"{seq.name}.txt", delimiter=",", ndmin=2)
+        marked += [(seq.name, m["frame"], m["gt_id"], m["from_id"], m["to_id"])
+                   for m in identity_switches(read_gt(seq), res, frames=frames)]
+    assert sorted(marked) == sorted((s.sequence, s.frame, s.gt_id, s.previous_id, s.track_id) for s in switches)

@@ -1,8 +1,7 @@
 """Figures of the evaluation chapter: HOTA per class, identity switches, tracker speed, one sequence's tracks.
 
-Identity switches in :func:`identity_switches` are found the simple way: on each frame the result boxes are
-matched one-to-one to the GT boxes (Hungarian on IoU, pairs with IoU >= 0.5), and a GT track whose matched result
-id differs from the id it was last matched to has a switch on that frame.
+Identity switches in :func:`identity_switches` are found with TrackEval CLEAR's matching
+(:func:`trackssm_lib.switch_analysis.clear_switch_events`), per class, on every frame of the files given.
 """
 from __future__ import annotations
 
@@ -118,37 +117,40 @@ def identity_switches(gt: np.ndarray, results: np.ndarray, iou_threshold: float 
                       frames: Iterable[int] | None = None) -> list[dict[str, Any]]:
     """Identity switches of the GT tracks: ``[{frame, gt_id, from_id, to_id, x, y, w, h}]`` sorted by frame.
 
-    ``gt`` and ``results``: MOT rows (frame, id, x, y, w, h, ...). Per frame (only ``frames`` when given),
-    results and GT are matched one-to-one maximising IoU among pairs with IoU >= ``iou_threshold``; a GT track
-    matched to another result id than at its last match has a switch there (frames without a match in between
-    keep the last id).
+    ``gt`` and ``results``: MOT rows (frame, id, x, y, w, h, ...); GT rows with a zero consider flag (column 7) are
+    left out, and when both carry a class (column 8) each class is matched on its own. On every frame (only
+    ``frames`` when given) TrackEval CLEAR's matching is run (IoU >= ``iou_threshold``, the previous frame's matches
+    kept first); a GT track matched to another result id than at its last match has a switch there. On the
+    evaluated frames of a sequence this gives TrackEval's IDSW.
     """
-    from scipy.optimize import linear_sum_assignment
+    from trackssm_lib.switch_analysis import clear_switch_events
 
     gt, results = _rows(gt), _rows(results)
-    keep = None if frames is None else set(int(f) for f in frames)
-    last: dict[int, int] = {}
+    if gt.shape[1] >= 7:
+        gt = gt[gt[:, 6] != 0]
+    if frames is not None:
+        keep = np.asarray(sorted(set(int(f) for f in frames)))
+        gt, results = gt[np.isin(gt[:, 0], keep)], results[np.isin(results[:, 0], keep)]
+    by_class = gt.shape[1] >= 8 and results.shape[1] >= 8
     switches = []
-    for frame in np.unique(gt[:, 0]).astype(int):
-        if keep is not None and frame not in keep:
-            continue
-        g = gt[gt[:, 0] == frame]
-        r = results[results[:, 0] == frame]
-        if not len(r):
-            continue
-        iou = iou_matrix(xywh_to_xyxy(g[:, 2:6]), xywh_to_xyxy(r[:, 2:6]))
-        cost = np.where(iou >= iou_threshold, -iou, 1.0)
-        gi, ri = linear_sum_assignment(cost)
-        for i, j in zip(gi, ri):
-            if iou[i, j] < iou_threshold:
-                continue
-            gid, rid = int(g[i, 1]), int(r[j, 1])
-            if gid in last and last[gid] != rid:
-                switches.append({"frame": int(frame), "gt_id": gid, "from_id": last[gid], "to_id": rid,
-                                 "x": float(g[i, 2]), "y": float(g[i, 3]), "w": float(g[i, 4]),
-                                 "h": float(g[i, 5])})
-            last[gid] = rid
-    return switches
+    for cls in (np.unique(gt[:, 7]) if by_class else [None]):
+        g = gt if cls is None else gt[gt[:, 7] == cls]
+        r = results if cls is None else results[results[:, 7] == cls]
+        steps = np.unique(g[:, 0]).astype(int)
+        g_ids, g_inv = np.unique(g[:, 1], return_inverse=True)
+        r_ids, r_inv = np.unique(r[:, 1], return_inverse=True)
+        data: dict[str, Any] = {"num_gt_ids": len(g_ids), "gt_ids": [], "tracker_ids": [], "similarity_scores": []}
+        for f in steps:
+            gi, ri = g[:, 0] == f, r[:, 0] == f
+            data["gt_ids"].append(g_inv.reshape(-1)[gi])
+            data["tracker_ids"].append(r_inv.reshape(-1)[ri])
+            data["similarity_scores"].append(iou_matrix(xywh_to_xyxy(g[gi, 2:6]), xywh_to_xyxy(r[ri, 2:6])))
+        for t, gid, before, now, _ in clear_switch_events(data, iou_threshold):
+            box = g[(g[:, 0] == steps[t]) & (g_inv.reshape(-1) == gid)][0]
+            switches.append({"frame": int(steps[t]), "gt_id": int(g_ids[gid]), "from_id": int(r_ids[before]),
+                             "to_id": int(r_ids[now]), "x": float(box[2]), "y": float(box[3]),
+                             "w": float(box[4]), "h": float(box[5])})
+    return sorted(switches, key=lambda s: (s["frame"], s["gt_id"]))
 
 
 def pick_sequence(results_dir: str | Path, gt_dir: str | Path) -> str | None:
