@@ -155,6 +155,26 @@ def test_loss_is_official_progressive_smooth_l1(model):
         assert torch.allclose(model.loss(cond, None, target), expected, atol=1e-6)
 
 
+def test_rollout_loss_feeds_predictions_back(model):
+    """K = 1 is the official loss; K = 2 adds the loss of a second step whose history ends with the first
+    prediction, (pred, pred - b5), as the tracker rolls a lost track forward; gradients reach both steps."""
+    g = torch.Generator().manual_seed(3)
+    hist = 0.4 + 0.01 * torch.arange(6, dtype=torch.float32)[None, :, None] + 0.05 * torch.rand(3, 6, 4, generator=g)
+    targets = hist[:, -1:] + 0.01 * torch.arange(1, 3, dtype=torch.float32)[None, :, None]
+    cond = torch.cat([hist[:, 1:], hist[:, 1:] - hist[:, :-1]], dim=-1)
+    with torch.no_grad():
+        assert torch.allclose(model.rollout_loss(hist, None, targets[:, :1]), model.loss(cond, None, targets[:, 0]),
+                              atol=1e-7)
+        pred = model(cond)
+        window = torch.cat([hist[:, 1:], pred[:, None]], dim=1)
+        cond2 = torch.cat([window[:, 1:], window[:, 1:] - window[:, :-1]], dim=-1)
+        assert torch.allclose(cond2[:, -1], torch.cat([pred, pred - hist[:, -1]], dim=-1))
+        expected = (model.loss(cond, None, targets[:, 0]) + model.loss(cond2, None, targets[:, 1])) / 2
+        assert torch.allclose(model.rollout_loss(hist, None, targets), expected, atol=1e-7)
+    with pytest.raises(ValueError, match="rollout_loss wants history"):
+        model.rollout_loss(hist[:, :5], None, targets)
+
+
 def test_custom_scan_gradient():
     g = torch.Generator().manual_seed(0)
     B, L, D, N = 2, 5, 3, 4

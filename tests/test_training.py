@@ -1,6 +1,8 @@
 """Training phases 1/2 on a tiny synthetic export: freezing, groups, early stopping, resume, errors, DDP."""
 from __future__ import annotations
 
+import math
+
 import os
 import subprocess
 import sys
@@ -134,6 +136,21 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(phase1, export_root, tmp_
     last = tmp_path / "weights" / "phase2" / "phase2_full_last.pth"
     assert extra(last)["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state(last).values())
+
+
+def test_rollout_training(phase1, export_root, tmp_path):
+    """rollout_steps > 1 trains and validates on the rollout loss (larger than the one-step loss of the same
+    weights); bad values are refused by name."""
+    out1, _ = phase1
+    best1 = out1 / "weights" / "phase1" / "phase1_decoder_best.pth"
+    args = ["epochs=1", "encoder_lr=0", "decoder_lr=0", f"phase1_checkpoint={best1}"]
+    one = run(PHASE2, export_root, tmp_path / "one", *args)
+    four = run(PHASE2, export_root, tmp_path / "four", *args, "rollout_steps=4")
+    assert math.isfinite(four["best_val_loss"]) and four["best_val_loss"] > one["best_val_loss"]
+    with pytest.raises(ConfigError, match="'rollout_steps' must be >= 1"):
+        load_config(PHASE2, ["rollout_steps=0"])
+    with pytest.raises(ConfigError, match="'rollout_steps' = 20 needs sequence_length >= 25"):
+        load_config(PHASE2, ["rollout_steps=20", "sequence_length=20"])
 
 
 # ------------------------------------------------------------------------------------------------- errors

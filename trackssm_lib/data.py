@@ -13,6 +13,9 @@ Two views of the same ground truth are provided.
   ``condition (5, 8) = [b1..b5 | b1-b0 .. b5-b4]`` and ``target = b6``. :func:`windows_to_samples` makes them
   from a window batch (``b6`` = ``cur_bbox``, ``b0..b5`` = the last 6 history frames);
   :func:`extract_track_samples` makes every sample of whole sequences at once (vectorised).
+* **Rollout samples** (:func:`windows_to_rollout_samples`, for the ``rollout_steps`` training option): 6 history
+  boxes and the ``K`` boxes after them, all consecutive; the targets are taken from the window's un-jittered
+  boxes (``clean_condition``: flipped with the item, never jittered) and ``cur_bbox``.
 
 Gaps: a sample needs the track in **all 7 consecutive frames** ``f-6 .. f``. A track missing from any of them gives
 no sample for target frame ``f``; nothing is interpolated across a gap (the export already interpolated between
@@ -346,14 +349,18 @@ class WindowDataset(Dataset):
         cur_bbox[col[rows]] = boxes[rows]
         cur_mask[col[rows]] = False
         cur_cls[col[rows]] = cls[rows]
+        clean = condition  # history boxes as rollout targets: flipped with the item, never jittered
         if self.train:
             rng = item_rng(self.seed, self.epoch, index)
             flip = bool(rng.random() < self.flip_prob)
+            clean = augment_boxes(condition, ~padding, rng, flip, 0.0)  # uses no random numbers
+            clean[padding] = 0.0
             condition = augment_boxes(condition, ~padding, rng, flip, self.jitter)
             cur_bbox = augment_boxes(cur_bbox, np.zeros(n, dtype=bool), rng, flip, 0.0)
             condition[padding] = 0.0
             cur_bbox[cur_mask] = 0.0
-        return {"condition": condition, "cur_bbox": cur_bbox, "padding_mask": padding, "cur_mask": cur_mask,
+        return {"condition": condition, "clean_condition": clean, "cur_bbox": cur_bbox, "padding_mask": padding,
+                "cur_mask": cur_mask,
                 "track_ids": np.where(padding, -1, ids[None, :]), "class_ids": cls_hist, "cur_class_ids": cur_cls,
                 "seq_name": seq.name, "start_frame": start}
 
@@ -364,7 +371,8 @@ def collate_windows(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     n = max(1, max(it["condition"].shape[1] for it in items))
     B = len(items)
     out = {
-        "condition": torch.zeros(B, T, n, 4), "cur_bbox": torch.zeros(B, n, 4),
+        "condition": torch.zeros(B, T, n, 4), "clean_condition": torch.zeros(B, T, n, 4),
+        "cur_bbox": torch.zeros(B, n, 4),
         "padding_mask": torch.ones(B, T, n, dtype=torch.bool), "cur_mask": torch.ones(B, n, dtype=torch.bool),
         "track_ids": torch.full((B, T, n), -1, dtype=torch.long), "class_ids": torch.full((B, T, n), -1,
                                                                                          dtype=torch.long),
@@ -373,6 +381,7 @@ def collate_windows(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for b, it in enumerate(items):
         k = it["condition"].shape[1]
         out["condition"][b, :, :k] = torch.from_numpy(it["condition"])
+        out["clean_condition"][b, :, :k] = torch.from_numpy(it["clean_condition"])
         out["cur_bbox"][b, :k] = torch.from_numpy(it["cur_bbox"])
         out["padding_mask"][b, :, :k] = torch.from_numpy(it["padding_mask"])
         out["cur_mask"][b, :k] = torch.from_numpy(it["cur_mask"])
@@ -399,6 +408,25 @@ def windows_to_samples(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
     boxes7 = torch.cat([hist, batch["cur_bbox"][b_idx, n_idx][:, None]], dim=1)
     condition, target = build_condition(boxes7)
     return {"condition": condition, "target": target, "class_ids": batch["cur_class_ids"][b_idx, n_idx],
+            "batch_index": b_idx, "track_index": n_idx}
+
+
+def windows_to_rollout_samples(batch: dict[str, Any], steps: int) -> dict[str, torch.Tensor]:
+    """Rollout samples of a window batch: one per track present in the current frame and in each of the last
+    ``5 + steps`` history frames. ``history (S, 6, 4)`` = b0..b5 (history frames T-5-steps..T-steps, augmented as
+    the model's input), ``targets (S, steps, 4)`` = the following history frames (not jittered) and ``cur_bbox``;
+    ``class_ids (S,)``. ``steps = 1`` gives the samples of :func:`windows_to_samples`.
+    """
+    cond, pad = batch["condition"], batch["padding_mask"]
+    k = SAMPLE_FRAMES - 2 + steps  # history frames used
+    if k > cond.shape[1]:
+        raise ValueError(f"{steps} rollout steps need {k} history frames, the windows have {cond.shape[1]}")
+    valid = ~pad[:, -k:].any(dim=1) & ~batch["cur_mask"]  # (B, N)
+    b_idx, n_idx = torch.nonzero(valid, as_tuple=True)
+    history = cond[b_idx, :, n_idx][:, -k:][:, : SAMPLE_FRAMES - 1]
+    later = batch["clean_condition"][b_idx, :, n_idx][:, -k:][:, SAMPLE_FRAMES - 1:]
+    targets = torch.cat([later, batch["cur_bbox"][b_idx, n_idx][:, None]], dim=1)
+    return {"history": history, "targets": targets, "class_ids": batch["cur_class_ids"][b_idx, n_idx],
             "batch_index": b_idx, "track_index": n_idx}
 
 

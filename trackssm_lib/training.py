@@ -20,6 +20,10 @@ Phases
 
 Each phase-1/2 step takes ``batch_size`` windows (see :mod:`trackssm_lib.data`), turns them into the official
 per-track samples (target = the frame after the window) and minimises the official loss (``TrackSSM.loss``).
+With ``rollout_steps`` K > 1 (a project option; 1, the official objective, is the default) each sample instead
+holds 6 history boxes and the K boxes after them, and the loss (``TrackSSM.rollout_loss``, also the validation
+loss) averages the official loss over K steps of the tracker's rollout, where the model's own predictions are
+appended to the history as while a track is lost (``data.windows_to_rollout_samples``).
 
 Learning-rate schedule (per optimiser step, the same factor for every group): linear warm-up from
 ``1/warmup_steps`` to 1 over the first ``warmup_epochs`` epochs, a plateau at 1 until ``decay_start`` x
@@ -66,6 +70,7 @@ from trackssm_lib.data import (
     load_mot_samples,
     load_split,
     sequences_to_samples,
+    windows_to_rollout_samples,
     windows_to_samples,
 )
 from trackssm_lib.model import CheckpointError, TrackSSM, load_checkpoint, read_checkpoint, save_checkpoint
@@ -98,6 +103,7 @@ DEFAULTS: dict[str, Any] = {
     "grad_clip": 1.0,              # max global grad norm (0/None: off)
     "flip_prob": 0.5,              # training augmentation
     "jitter": 0.05,
+    "rollout_steps": 1,            # steps of the rollout loss (1: the official one-step loss)
     "init_checkpoint": None,       # phase 0, option 1: official/project checkpoint
     "mot17_root": None,            # phase 0, option 2: MOTChallenge GT folder
     "mot17_frame_step": 1,
@@ -191,9 +197,13 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
         raise ConfigError(f"config key 'phase' must be 1 or 2, got {cfg['phase']!r}")
     if cfg["phase"] == 2 and (cfg["encoder_lr"] is None or cfg["decoder_lr"] is None):
         raise ConfigError("phase 2 needs config keys 'encoder_lr' and 'decoder_lr'")
-    for key in ("batch_size", "val_batch_size", "epochs", "sequence_length", "num_queries", "pretrain_batch_size"):
+    for key in ("batch_size", "val_batch_size", "epochs", "sequence_length", "num_queries", "pretrain_batch_size",
+                "rollout_steps"):
         if int(cfg[key]) < 1:
             raise ConfigError(f"config key {key!r} must be >= 1, got {cfg[key]!r}")
+    if int(cfg["rollout_steps"]) + 5 > int(cfg["sequence_length"]):
+        raise ConfigError(f"config key 'rollout_steps' = {cfg['rollout_steps']} needs sequence_length >= "
+                          f"{int(cfg['rollout_steps']) + 5}, got {cfg['sequence_length']}")
     return cfg
 
 
@@ -244,14 +254,28 @@ class _Dist:
 
 
 class _LossModule(nn.Module):
-    """``forward`` = the model's official loss, so that DistributedDataParallel synchronises its gradients."""
+    """``forward`` = the model's training loss (official, or the rollout loss with ``rollout_steps`` > 1), so that
+    DistributedDataParallel synchronises its gradients."""
 
-    def __init__(self, model: TrackSSM) -> None:
+    def __init__(self, model: TrackSSM, rollout_steps: int = 1) -> None:
         super().__init__()
         self.model = model
+        self.rollout_steps = int(rollout_steps)
 
-    def forward(self, condition: torch.Tensor, class_ids: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
-        return self.model.loss(condition, class_ids, target)
+    def forward(self, inputs: torch.Tensor, class_ids: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+        if self.rollout_steps > 1:
+            return self.model.rollout_loss(inputs, class_ids, target)
+        return self.model.loss(inputs, class_ids, target)
+
+
+def _training_samples(batch: dict[str, Any], cfg: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(inputs, class ids, targets) of a window batch for :class:`_LossModule`."""
+    steps = int(cfg["rollout_steps"])
+    if steps > 1:
+        s = windows_to_rollout_samples(batch, steps)
+        return s["history"], s["class_ids"], s["targets"]
+    s = windows_to_samples(batch)
+    return s["condition"], s["class_ids"], s["target"]
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -343,8 +367,8 @@ def _tqdm(iterable: Any, ctx: _Context, desc: str, total: int | None = None) -> 
                 disable=not (ctx.cfg["progress"] and ctx.dist.main))
 
 
-def _wrap(model: TrackSSM, ctx: _Context) -> nn.Module:
-    module = _LossModule(model)
+def _wrap(model: TrackSSM, ctx: _Context, rollout_steps: int = 1) -> nn.Module:
+    module = _LossModule(model, rollout_steps)
     if ctx.dist.ddp:
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(module, device_ids=ids)
@@ -453,13 +477,12 @@ def _evaluate(loss_module: nn.Module, loader: DataLoader, ctx: _Context) -> floa
     batches, n = _capped(loader, ctx.cfg["max_val_batches"])
     with torch.no_grad():
         for batch in _tqdm(batches, ctx, "val", n):
-            s = windows_to_samples(batch)
-            m = len(s["target"])
+            inputs, class_ids, target = _training_samples(batch, ctx.cfg)
+            m = len(target)
             if m == 0:
                 continue
             with ctx.autocast():
-                loss = loss_module(s["condition"].to(ctx.device), s["class_ids"].to(ctx.device),
-                                   s["target"].to(ctx.device))
+                loss = loss_module(inputs.to(ctx.device), class_ids.to(ctx.device), target.to(ctx.device))
             total += float(loss) * m
             count += m
     loss_module.train()
@@ -568,7 +591,7 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, decay_from, ratio))
         scaler = ctx.make_scaler()
-        loss_module = _wrap(model, ctx)
+        loss_module = _wrap(model, ctx, int(cfg["rollout_steps"]))
 
         start_epoch, best, best_epoch, bad, history, stopped = 0, float("inf"), 0, 0, [], False
         if resume_state is not None:
@@ -609,9 +632,9 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
             total, count = 0.0, 0
             last_good = str(last_path) if last_path.is_file() else "none yet (no epoch completed)"
             for batch in _tqdm(batches, ctx, f"phase{phase} epoch {epoch}/{epochs}", n):
-                s = windows_to_samples(batch)
-                total += _train_step(loss_module, optimizer, scaler, params, ctx, s["condition"], s["class_ids"],
-                                     s["target"], f"phase {phase} epoch {epoch}", last_good)
+                inputs, class_ids, target = _training_samples(batch, cfg)
+                total += _train_step(loss_module, optimizer, scaler, params, ctx, inputs, class_ids, target,
+                                     f"phase {phase} epoch {epoch}", last_good)
                 scheduler.step()
                 count += 1
             train_loss = dist.sum([total, count])

@@ -155,13 +155,34 @@ class TrackSSM(nn.Module):
 
     def loss(self, condition: Tensor, class_ids: Tensor | None, target: Tensor) -> Tensor:
         """Official loss: smooth-L1 of head i to x0 + (i+1)(gt - x0)/n_heads, summed over heads, mean (scalar)."""
-        boxes = self.forward_heads(condition, class_ids)
+        return self._heads_loss(self.forward_heads(condition, class_ids), condition, target)
+
+    def _heads_loss(self, boxes: list[Tensor], condition: Tensor, target: Tensor) -> Tensor:
         x0 = condition[:, -1, : self.n_coords].to(boxes[0].dtype)
         target = target.to(boxes[0].dtype).reshape(x0.shape)
         step = (target - x0) / len(boxes)
         per_element = sum(F.smooth_l1_loss(box, x0 + (i + 1) * step, reduction="none")
                           for i, box in enumerate(boxes))
         return per_element.mean()
+
+    def rollout_loss(self, history: Tensor, class_ids: Tensor | None, targets: Tensor) -> Tensor:
+        """The official loss averaged over ``K`` steps of the tracker's rollout of a lost track.
+
+        ``history (B, 6, 4)``: boxes b0..b5; ``targets (B, K, 4)``: the next ``K`` boxes. Step k predicts from the
+        last 6 boxes, where the boxes after b5 are the model's own earlier predictions (as the tracker appends
+        predictions while a track is lost); gradients flow through the whole rollout. ``K = 1`` is :meth:`loss`.
+        """
+        if history.dim() != 3 or history.shape[1] != 6 or targets.dim() != 3 or targets.shape[0] != history.shape[0]:
+            raise ValueError(f"rollout_loss wants history (B, 6, {self.n_coords}) and targets (B, K, "
+                             f"{self.n_coords}), got {tuple(history.shape)} and {tuple(targets.shape)}")
+        window = history
+        total = history.new_zeros(())
+        for k in range(targets.shape[1]):
+            condition = torch.cat([window[:, 1:], window[:, 1:] - window[:, :-1]], dim=-1)
+            boxes = self.forward_heads(condition, class_ids)
+            total = total + self._heads_loss(boxes, condition, targets[:, k])
+            window = torch.cat([window[:, 1:], boxes[-1][:, None].to(window.dtype)], dim=1)
+        return total / targets.shape[1]
 
     def predict(self, condition: Tensor, class_ids: Tensor | None = None) -> Tensor:
         """Inference helper: no grad, eval semantics restored afterwards."""
