@@ -169,6 +169,40 @@ def test_model_prediction_matches_predict(tiny_export):
     assert model.training  # mode restored
 
 
+def test_rollout_matches_tracker_history_rule(tiny_export):
+    """Long runs start with the official samples; a rollout's first step is the next-box prediction, later steps
+    predict from histories that end with the earlier predictions (pred, pred - previous); constant velocity is
+    exact on linear motion; the error table has one row per model and step."""
+    import torch
+
+    from trackssm_lib.data import build_condition
+    from trackssm_lib.model import TrackSSM
+    from trackssm_lib.model_eval import rollout, rollout_box_error, split_samples
+
+    runs = split_samples(tiny_export, length=10)
+    seven = split_samples(tiny_export)
+    assert runs["boxes7"].shape[1:] == (10, 4) and 0 < len(runs["boxes7"]) < len(seven["boxes7"])
+    starts = {tuple(b.ravel()) for b in seven["boxes7"]}
+    assert all(tuple(b[:7].ravel()) in starts for b in runs["boxes7"][:20])
+    torch.manual_seed(0)
+    model = TrackSSM(backend="torch")
+    hist, cls = runs["boxes7"][:8, :6].astype(np.float64), runs["class_ids"][:8]
+    pred = rollout(model, hist, cls, steps=3)
+    assert pred.shape == (8, 3, 4)
+    window = np.concatenate([hist[:, 1:], pred[:, :1]], axis=1)
+    cond, _ = build_condition(torch.from_numpy(np.concatenate([window, window[:, -1:]], 1).astype(np.float32)))
+    np.testing.assert_allclose(cond[:, -1, 4:].numpy(), pred[:, 0] - hist[:, -1], atol=1e-6)
+    want = model.predict(cond, torch.from_numpy(cls)).numpy()
+    np.testing.assert_allclose(pred[:, 1], want, rtol=1e-4, atol=1e-5)
+    line = 0.3 + 0.01 * np.arange(9)[None, :, None] * np.array([1.0, 0.5, 0.2, 0.1])
+    np.testing.assert_allclose(rollout(None, line[:, :6], steps=3), line[:, 6:9], atol=1e-12)
+    rows = rollout_box_error(runs, {"cv": None, "model": model}, steps=4)
+    assert [(r["model"], r["step"]) for r in rows] == [(m, k) for m in ("cv", "model") for k in (1, 2, 3, 4)]
+    assert all(0.0 <= r["mean_iou"] <= 1.0 and r["n"] == len(runs["class_ids"]) for r in rows)
+    with pytest.raises(ValueError, match="5 rollout steps need runs of 11 boxes"):
+        rollout_box_error(runs, {"cv": None}, steps=5)
+
+
 def test_train_or_reuse_and_scalars(tiny_export, tmp_path):
     from trackssm_lib.model_eval import read_scalars, train_or_reuse
 

@@ -182,27 +182,29 @@ def load_split(data_root: str | Path, split: str, classes: Iterable[int] | None 
 
 
 # ------------------------------------------------------------------------------------------ per-track samples
-def sample_runs(group: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """Start rows ``i`` of 7-frame runs in rows sorted by (group, frame) with unique (group, frame).
+def sample_runs(group: np.ndarray, frames: np.ndarray, length: int = SAMPLE_FRAMES) -> np.ndarray:
+    """Start rows ``i`` of ``length``-frame runs (default 7) in rows sorted by (group, frame), unique (group, frame).
 
-    Rows ``i .. i+6`` form a run when they belong to one group and ``frames[i+6] - frames[i] == 6``: with unique,
-    increasing frames inside a group that means all 7 consecutive frames are present (no gap).
+    Rows ``i .. i+6`` form a 7-frame run when they belong to one group and ``frames[i+6] - frames[i] == 6``: with
+    unique, increasing frames inside a group that means all 7 consecutive frames are present (no gap).
     """
     n = len(frames)
-    if n < SAMPLE_FRAMES:
+    if n < length:
         return np.zeros(0, dtype=np.int64)
-    k = SAMPLE_FRAMES - 1
+    k = length - 1
     ok = (group[k:] == group[:-k]) & (frames[k:] - frames[:-k] == k)
     return np.nonzero(ok)[0]
 
 
 def extract_track_samples(frames: np.ndarray, track_ids: np.ndarray, boxes: np.ndarray, class_ids: np.ndarray,
-                          seq_index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                          seq_index: np.ndarray | None = None,
+                          length: int = SAMPLE_FRAMES) -> tuple[np.ndarray, np.ndarray]:
     """Every official sample of many tracks at once: ``(boxes7 (S, 7, 4) float32, class_ids (S,) int64)``.
 
     Rows may come in any order and from many sequences (``seq_index`` tells them apart; track ids need only be
     unique within a sequence). ``boxes7[:, :6]`` are b0..b5, ``boxes7[:, 6]`` the target; the class id is the
-    target row's. Runs across a gap are not formed (see the module docstring). Fully vectorised.
+    target row's. Runs across a gap are not formed (see the module docstring). Fully vectorised. ``length`` > 7
+    gives longer runs ``(S, length, 4)`` (rollout evaluation), the class id of the last row.
     """
     frames = np.asarray(frames, dtype=np.int64)
     track_ids = np.asarray(track_ids, dtype=np.int64)
@@ -219,9 +221,9 @@ def extract_track_samples(frames: np.ndarray, track_ids: np.ndarray, boxes: np.n
     if len(f) > 1:
         new_group[1:] = (s[1:] != s[:-1]) | (t[1:] != t[:-1])
     group = np.cumsum(new_group)
-    starts = sample_runs(group, f)
-    rows = order[starts[:, None] + np.arange(SAMPLE_FRAMES)]
-    boxes7 = np.asarray(boxes, dtype=np.float32)[rows].reshape(len(starts), SAMPLE_FRAMES, 4)
+    starts = sample_runs(group, f, length)
+    rows = order[starts[:, None] + np.arange(length)]
+    boxes7 = np.asarray(boxes, dtype=np.float32)[rows].reshape(len(starts), length, 4)
     cls = np.asarray(class_ids, dtype=np.int64)[rows[:, -1]] if len(starts) else np.zeros(0, dtype=np.int64)
     return boxes7, cls
 

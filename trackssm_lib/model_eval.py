@@ -197,24 +197,25 @@ def configured_lrs(cfg: Mapping[str, Any]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------------------------- samples
-def split_samples(data_root: str | os.PathLike, split: str | None = None) -> dict[str, Any]:
+def split_samples(data_root: str | os.PathLike, split: str | None = None, length: int = 7) -> dict[str, Any]:
     """Official per-track samples of a split with each sample's image size.
 
     Returns ``boxes7 (S, 7, 4)`` (normalised cx, cy, w, h; b0..b6), ``class_ids (S,)``, ``width``/``height (S,)``
-    (pixels), ``split`` and ``sequences`` (count). ``split`` None: the export's validation split.
+    (pixels), ``split`` and ``sequences`` (count). ``split`` None: the export's validation split. ``length`` > 7:
+    runs of that many consecutive boxes instead (``boxes7`` is then ``(S, length, 4)``; :func:`rollout_box_error`).
     """
     data_root = Path(data_root)
     split = split or default_splits(data_root)[1]
     seqs = load_split(data_root, split)
     boxes, cls, width, height = [], [], [], []
     for seq in seqs:
-        b7, c = extract_track_samples(seq.frames, seq.track_ids, seq.boxes, seq.class_ids)
+        b7, c = extract_track_samples(seq.frames, seq.track_ids, seq.boxes, seq.class_ids, length=length)
         boxes.append(b7)
         cls.append(c)
         width.append(np.full(len(c), seq.width, dtype=np.float64))
         height.append(np.full(len(c), seq.height, dtype=np.float64))
     if not boxes:
-        boxes, cls, width, height = [np.zeros((0, 7, 4), np.float32)], [np.zeros(0, np.int64)], \
+        boxes, cls, width, height = [np.zeros((0, length, 4), np.float32)], [np.zeros(0, np.int64)], \
             [np.zeros(0)], [np.zeros(0)]
     return {"boxes7": np.concatenate(boxes), "class_ids": np.concatenate(cls), "width": np.concatenate(width),
             "height": np.concatenate(height), "split": split, "sequences": len(seqs)}
@@ -288,6 +289,46 @@ def next_box_error(samples: Mapping[str, Any], models: Mapping[str, TrackSSM | N
                          "mean_iou": float(iou[mask].mean()) if n else float("nan"),
                          "mean_center_error_px": float(err[mask].mean()) if n else float("nan"),
                          "median_center_error_px": float(np.median(err[mask])) if n else float("nan")})
+    return rows
+
+
+def rollout(model: TrackSSM | None, history: np.ndarray, class_ids: np.ndarray | None = None, steps: int = 1,
+            device: str | torch.device = "cpu") -> np.ndarray:
+    """The tracker's prediction of a lost track over ``steps`` frames: ``history (S, 6, 4)`` -> ``(S, steps, 4)``.
+
+    Each prediction is appended to the history and the next one is made from the last 6 boxes, as
+    :class:`~trackssm_lib.trackers.TrackSSMTracker` does while a track has no detection. ``model`` None: constant
+    velocity, ``b5 + k (b5 - b4)``.
+    """
+    window = np.asarray(history, dtype=np.float64)
+    if model is None:
+        velocity = window[:, 5] - window[:, 4]
+        return window[:, 5, None] + velocity[:, None] * np.arange(1, steps + 1)[None, :, None]
+    out = []
+    for _ in range(steps):
+        pred = predict_next(model, np.concatenate([window, window[:, -1:]], axis=1), class_ids, device=device)
+        out.append(pred)
+        window = np.concatenate([window[:, 1:], pred[:, None]], axis=1)
+    return np.stack(out, axis=1) if out else np.zeros((len(window), 0, 4))
+
+
+def rollout_box_error(runs: Mapping[str, Any], models: Mapping[str, TrackSSM | None], steps: int,
+                      device: str | torch.device = "cpu") -> list[dict[str, Any]]:
+    """Error of each model's :func:`rollout` after 1..``steps`` frames without detections, on runs of
+    ``6 + steps`` consecutive boxes (:func:`split_samples` with ``length=6 + steps``): rows ``{model, step, n,
+    mean_iou, mean_center_error_px}``.
+    """
+    boxes, cls = np.asarray(runs["boxes7"]), np.asarray(runs["class_ids"], dtype=np.int64)
+    if boxes.ndim != 3 or boxes.shape[1] < 6 + steps:
+        raise ValueError(f"{steps} rollout steps need runs of {6 + steps} boxes, got shape {boxes.shape}")
+    width, height = np.asarray(runs["width"], float), np.asarray(runs["height"], float)
+    rows = []
+    for name, model in models.items():
+        pred = rollout(model, boxes[:, :6], cls, steps, device)
+        for k in range(steps):
+            iou, err = box_errors(pred[:, k], boxes[:, 6 + k], width, height)
+            rows.append({"model": name, "step": k + 1, "n": len(cls), "mean_iou": float(iou.mean()),
+                         "mean_center_error_px": float(err.mean())})
     return rows
 
 
