@@ -44,6 +44,19 @@ def synth_nusc(synth_root):
     return load_nuscenes(synth_root, "v1.0-mini")
 
 
+@pytest.fixture(scope="session")
+def export_split(tmp_path_factory) -> Path:
+    """A small synthetic export (2 scenes, 2 cameras): the split folder with the most sequences (read only)."""
+    from trackssm_lib.export import prepare
+    from trackssm_lib.synth import generate_dataset
+
+    tmp = tmp_path_factory.mktemp("export_split")
+    generate_dataset(tmp / "nusc", "v1.0-mini", n_scenes=2, seed=0, images=False, progress=False)
+    prepare(tmp / "nusc", "v1.0-mini", tmp / "export", cameras=["CAM_FRONT", "CAM_BACK"], progress=False)
+    splits = [p for p in (tmp / "export").iterdir() if p.is_dir() and list(p.glob("*/gt/gt.txt"))]
+    return max(splits, key=lambda p: len(list(p.glob("*/gt/gt.txt"))))
+
+
 @pytest.fixture
 def no_boxmot(monkeypatch):
     """``import boxmot`` fails inside the test, as on a machine without the optional extra."""

@@ -22,19 +22,6 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MOT15 = SHARED_DATA / "mot15-tud"
 
 
-@pytest.fixture(scope="module")
-def export_split(tmp_path_factory) -> Path:
-    """A small synthetic export (2 scenes, 2 cameras); returns the split folder with the most sequences."""
-    from trackssm_lib.export import prepare
-    from trackssm_lib.synth import generate_dataset
-
-    tmp = tmp_path_factory.mktemp("evaluation")
-    generate_dataset(tmp / "nusc", "v1.0-mini", n_scenes=2, seed=0, images=False, progress=False)
-    prepare(tmp / "nusc", "v1.0-mini", tmp / "export", cameras=["CAM_FRONT", "CAM_BACK"], progress=False)
-    splits = [p for p in (tmp / "export").iterdir() if p.is_dir() and list(p.glob("*/gt/gt.txt"))]
-    return max(splits, key=lambda p: len(list(p.glob("*/gt/gt.txt"))))
-
-
 def read_gt(seq_dir: Path) -> np.ndarray:
     return np.loadtxt(seq_dir / "gt" / "gt.txt", delimiter=",", ndmin=2)
 

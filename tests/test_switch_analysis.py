@@ -13,19 +13,6 @@ from trackssm_lib.evaluation import evaluate, read_key_frames, read_seq_length
 from trackssm_lib.switch_analysis import find_switches, longest_absence, summarize_switches
 
 
-@pytest.fixture(scope="module")
-def export_split(tmp_path_factory) -> Path:
-    """A small synthetic export (2 scenes, 2 cameras); returns the split folder with the most sequences."""
-    from trackssm_lib.export import prepare
-    from trackssm_lib.synth import generate_dataset
-
-    tmp = tmp_path_factory.mktemp("switches")
-    generate_dataset(tmp / "nusc", "v1.0-mini", n_scenes=2, seed=0, images=False, progress=False)
-    prepare(tmp / "nusc", "v1.0-mini", tmp / "export", cameras=["CAM_FRONT", "CAM_BACK"], progress=False)
-    splits = [p for p in (tmp / "export").iterdir() if p.is_dir() and list(p.glob("*/gt/gt.txt"))]
-    return max(splits, key=lambda p: len(list(p.glob("*/gt/gt.txt"))))
-
-
 def sequences(split: Path) -> list[Path]:
     return sorted(p for p in split.iterdir() if (p / "gt" / "gt.txt").is_file())
 
