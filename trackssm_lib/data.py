@@ -244,16 +244,20 @@ def sequences_to_samples(sequences: Sequence[SequenceData],
     return extract_track_samples(frames, tids, boxes, cls, seq)
 
 
-def build_condition(boxes7: np.ndarray | torch.Tensor) -> tuple[Any, Any]:
-    """(S, 7, 4) boxes b0..b6 -> official ``condition (S, 5, 8)`` = [b1..b5 | b1-b0..b5-b4] and ``target (S, 4)``.
-
-    Works on numpy arrays and torch tensors alike.
-    """
-    hist = boxes7[:, : SAMPLE_FRAMES - 1]
+def history_condition(history: np.ndarray | torch.Tensor) -> Any:
+    """(S, 6, 4) boxes b0..b5 -> official ``condition (S, 5, 8)`` = [b1..b5 | b1-b0..b5-b4] (numpy or torch)."""
+    hist = history[:, : SAMPLE_FRAMES - 1]
     deltas = hist[:, 1:] - hist[:, :-1]
-    if isinstance(boxes7, torch.Tensor):
-        return torch.cat([hist[:, 1:], deltas], dim=-1), boxes7[:, -1]
-    return np.concatenate([hist[:, 1:], deltas], axis=-1), boxes7[:, -1]
+    if isinstance(history, torch.Tensor):
+        return torch.cat([hist[:, 1:], deltas], dim=-1)
+    return np.concatenate([hist[:, 1:], deltas], axis=-1)
+
+
+def build_condition(boxes7: np.ndarray | torch.Tensor) -> tuple[Any, Any]:
+    """(S, 7, 4) boxes b0..b6 -> official ``condition (S, 5, 8)`` (:func:`history_condition` of b0..b5) and
+    ``target (S, 4)`` = b6. Works on numpy arrays and torch tensors alike.
+    """
+    return history_condition(boxes7[:, : SAMPLE_FRAMES - 1]), boxes7[:, -1]
 
 
 # ----------------------------------------------------------------------------------------------- augmentation
@@ -520,7 +524,7 @@ def load_mot_samples(root: str | Path, frame_step: int = 1,
 
 __all__ = [
     "DatasetError", "PEDESTRIAN_CLASS_ID", "SequenceData", "SampleDataset", "WindowDataset", "build_condition",
-    "collate_windows", "default_splits", "extract_track_samples", "load_mot_samples", "load_mot_sequence",
-    "load_sequence", "load_split", "read_gt", "read_seqinfo", "sequences_to_samples", "split_sequence_dirs",
-    "windows_to_samples",
+    "collate_windows", "default_splits", "extract_track_samples", "history_condition", "load_mot_samples",
+    "load_mot_sequence", "load_sequence", "load_split", "read_gt", "read_seqinfo", "sequences_to_samples",
+    "split_sequence_dirs", "windows_to_rollout_samples", "windows_to_samples",
 ]

@@ -229,11 +229,11 @@ def constant_velocity(boxes7: np.ndarray) -> np.ndarray:
 
 def predict_next(model: TrackSSM, boxes7: np.ndarray, class_ids: np.ndarray | None = None,
                  device: str | torch.device = "cpu", batch_size: int = 2048) -> np.ndarray:
-    """The model's prediction of ``b6`` from ``b0..b5`` for every sample (eval mode, no gradients)."""
-    from trackssm_lib.data import build_condition
+    """The model's prediction of ``b6`` from ``b0..b5`` for every sample (eval mode, no gradients); ``boxes7`` is
+    ``(S, 7, 4)`` (b6 is not used) or ``(S, 6, 4)``."""
+    from trackssm_lib.data import history_condition
 
-    boxes7 = torch.as_tensor(np.asarray(boxes7, dtype=np.float32))
-    cond, _ = build_condition(boxes7)
+    cond = history_condition(torch.as_tensor(np.asarray(boxes7, dtype=np.float32))[:, :6])
     cls = None if class_ids is None else torch.as_tensor(np.asarray(class_ids, dtype=np.int64))
     was_training = model.training
     model.to(device).eval()
@@ -306,7 +306,7 @@ def rollout(model: TrackSSM | None, history: np.ndarray, class_ids: np.ndarray |
         return window[:, 5, None] + velocity[:, None] * np.arange(1, steps + 1)[None, :, None]
     out = []
     for _ in range(steps):
-        pred = predict_next(model, np.concatenate([window, window[:, -1:]], axis=1), class_ids, device=device)
+        pred = predict_next(model, window, class_ids, device=device)
         out.append(pred)
         window = np.concatenate([window[:, 1:], pred[:, None]], axis=1)
     return np.stack(out, axis=1) if out else np.zeros((len(window), 0, 4))

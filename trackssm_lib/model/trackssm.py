@@ -175,10 +175,12 @@ class TrackSSM(nn.Module):
         if history.dim() != 3 or history.shape[1] != 6 or targets.dim() != 3 or targets.shape[0] != history.shape[0]:
             raise ValueError(f"rollout_loss wants history (B, 6, {self.n_coords}) and targets (B, K, "
                              f"{self.n_coords}), got {tuple(history.shape)} and {tuple(targets.shape)}")
+        from trackssm_lib.data import history_condition
+
         window = history
         total = history.new_zeros(())
         for k in range(targets.shape[1]):
-            condition = torch.cat([window[:, 1:], window[:, 1:] - window[:, :-1]], dim=-1)
+            condition = history_condition(window)
             boxes = self.forward_heads(condition, class_ids)
             total = total + self._heads_loss(boxes, condition, targets[:, k])
             window = torch.cat([window[:, 1:], boxes[-1][:, None].to(window.dtype)], dim=1)
