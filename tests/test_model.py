@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 import types
 
+import numpy as np
 import pytest
 import torch
 
@@ -173,6 +174,64 @@ def test_rollout_loss_feeds_predictions_back(model):
         assert torch.allclose(model.rollout_loss(hist, None, targets), expected, atol=1e-7)
     with pytest.raises(ValueError, match="rollout_loss wants history"):
         model.rollout_loss(hist[:, :5], None, targets)
+
+
+def test_generalized_iou_values():
+    """Hand-computed GIoU (corners -> centre/size), the IoU it reduces to when one box holds the other, symmetry,
+    independence of the image scale (normalised coordinates), and a clear error on mismatched shapes."""
+    from trackssm_lib.boxes import paired_iou
+    from trackssm_lib.model.box_loss import generalized_iou
+
+    def cxcywh(x1, y1, x2, y2):
+        return [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
+
+    a = torch.tensor([cxcywh(0, 0, 2, 2), cxcywh(0, 0, 2, 2), cxcywh(0, 0, 2, 2), cxcywh(0, 0, 4, 4)],
+                     dtype=torch.float64)
+    b = torch.tensor([cxcywh(0, 0, 2, 2), cxcywh(3, 0, 5, 2), cxcywh(1, 1, 3, 3), cxcywh(1, 1, 2, 3)],
+                     dtype=torch.float64)
+    expected = torch.tensor([1.0, -(10 - 8) / 10, 1 / 7 - (9 - 7) / 9, 2 / 16], dtype=torch.float64)
+    assert torch.allclose(generalized_iou(a, b), expected, atol=1e-12)
+    g = torch.Generator().manual_seed(0)
+    outer = torch.cat([0.5 + 0.2 * torch.rand(50, 2, generator=g), 0.2 + 0.2 * torch.rand(50, 2, generator=g)], 1)
+    inner = torch.cat([outer[:, :2] + 0.05 * (torch.rand(50, 2, generator=g) - 0.5),
+                       outer[:, 2:] * (0.3 + 0.4 * torch.rand(50, 2, generator=g))], 1).double()
+    outer = outer.double()
+    xyxy = lambda t: torch.cat([t[:, :2] - t[:, 2:] / 2, t[:, :2] + t[:, 2:] / 2], 1).numpy()  # noqa: E731
+    np.testing.assert_allclose(generalized_iou(outer, inner).numpy(), paired_iou(xyxy(outer), xyxy(inner)), atol=1e-9)
+    rand_a = torch.rand(50, 4, generator=g, dtype=torch.float64) * torch.tensor([1, 1, 0.3, 0.3])
+    rand_b = torch.rand(50, 4, generator=g, dtype=torch.float64) * torch.tensor([1, 1, 0.3, 0.3])
+    giou = generalized_iou(rand_a, rand_b)
+    assert torch.allclose(giou, generalized_iou(rand_b, rand_a))
+    assert (giou <= torch.from_numpy(paired_iou(xyxy(rand_a), xyxy(rand_b))) + 1e-12).all() and (giou >= -1).all()
+    scale = torch.tensor([1600.0, 900.0, 1600.0, 900.0], dtype=torch.float64)
+    assert torch.allclose(generalized_iou(rand_a * scale, rand_b * scale), giou, atol=1e-9)
+    with pytest.raises(ValueError, match="generalized_iou wants two"):
+        generalized_iou(rand_a, rand_b[:, :3])
+
+
+def test_giou_loss_term(model):
+    """giou_weight = 0 is the official loss; w > 0 adds w * sum over heads of mean(1 - GIoU(head, its progressive
+    target)), in the one-step and in the rollout loss; the term has gradients."""
+    from trackssm_lib.model.box_loss import generalized_iou
+
+    g = torch.Generator().manual_seed(5)
+    hist = 0.4 + 0.01 * torch.arange(6, dtype=torch.float32)[None, :, None] + 0.05 * torch.rand(3, 6, 4, generator=g)
+    cond = torch.cat([hist[:, 1:], hist[:, 1:] - hist[:, :-1]], dim=-1)
+    target = hist[:, -1] + 0.01
+    with torch.no_grad():
+        official = model.loss(cond, None, target)
+        assert torch.equal(model.loss(cond, None, target, giou_weight=0.0), official)
+        x0 = cond[:, -1, :4]
+        term = sum((1 - generalized_iou(h, x0 + (i + 1) * (target - x0) / 6)).mean()
+                   for i, h in enumerate(model.forward_heads(cond)))
+        assert term > 0
+        assert torch.allclose(model.loss(cond, None, target, giou_weight=0.5), official + 0.5 * term, atol=1e-6)
+        assert torch.allclose(model.rollout_loss(hist, None, target[:, None], giou_weight=0.5),
+                              official + 0.5 * term, atol=1e-6)
+    m = TrackSSM(backend="torch").train()
+    m.load_state_dict(model.state_dict())
+    m.loss(cond, None, target, giou_weight=1.0).backward()
+    assert m.ssm_decoder.head_series[-1].normal_bboxes.weight.grad.abs().sum() > 0
 
 
 def test_custom_scan_gradient():

@@ -153,6 +153,23 @@ def test_rollout_training(phase1, export_root, tmp_path):
         load_config(PHASE2, ["rollout_steps=20", "sequence_length=20"])
 
 
+def test_giou_training(phase1, export_root, tmp_path):
+    """giou_weight > 0 trains and validates on the loss with the 1 - GIoU term (larger than the official loss of the
+    same weights, alone and with the rollout); bad values are refused by name."""
+    out1, _ = phase1
+    best1 = out1 / "weights" / "phase1" / "phase1_decoder_best.pth"
+    args = ["epochs=1", "encoder_lr=0", "decoder_lr=0", f"phase1_checkpoint={best1}"]
+    plain = run(PHASE2, export_root, tmp_path / "plain", *args)
+    giou = run(PHASE2, export_root, tmp_path / "giou", *args, "giou_weight=1.0")
+    both = run(PHASE2, export_root, tmp_path / "both", *args, "giou_weight=1.0", "rollout_steps=2")
+    assert math.isfinite(giou["best_val_loss"]) and giou["best_val_loss"] > plain["best_val_loss"] + 1e-3
+    assert math.isfinite(both["best_val_loss"]) and both["best_val_loss"] != giou["best_val_loss"]
+    assert load_config(PHASE2)["giou_weight"] == 0.0
+    for bad in ("-0.5", ".nan", "null"):
+        with pytest.raises(ConfigError, match="'giou_weight' must be a finite number >= 0"):
+            load_config(PHASE2, [f"giou_weight={bad}"])
+
+
 # ------------------------------------------------------------------------------------------------- errors
 def test_unknown_config_key_is_named(tmp_path, export_root):
     bad = tmp_path / "bad.yaml"

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trackssm_lib.model.box_loss import generalized_iou
 from trackssm_lib.model.decoder import FlowSSMDecoder
 from trackssm_lib.model.mamba import BACKENDS, MambaBlock, RMSNorm
 
@@ -153,19 +154,28 @@ class TrackSSM(nn.Module):
         """Predicted next box (B, 4): the last head's output."""
         return self.forward_heads(condition, class_ids)[-1]
 
-    def loss(self, condition: Tensor, class_ids: Tensor | None, target: Tensor) -> Tensor:
-        """Official loss: smooth-L1 of head i to x0 + (i+1)(gt - x0)/n_heads, summed over heads, mean (scalar)."""
-        return self._heads_loss(self.forward_heads(condition, class_ids), condition, target)
+    def loss(self, condition: Tensor, class_ids: Tensor | None, target: Tensor, giou_weight: float = 0.0) -> Tensor:
+        """Official loss: smooth-L1 of head i to x0 + (i+1)(gt - x0)/n_heads, summed over heads, mean (scalar).
 
-    def _heads_loss(self, boxes: list[Tensor], condition: Tensor, target: Tensor) -> Tensor:
+        ``giou_weight`` > 0 adds ``giou_weight * (1 - GIoU)`` of each head to the same progressive target, summed over
+        heads, mean (the official SportsMOT setting uses weight 1; the MOT17 weights were trained without it).
+        """
+        return self._heads_loss(self.forward_heads(condition, class_ids), condition, target, giou_weight)
+
+    def _heads_loss(self, boxes: list[Tensor], condition: Tensor, target: Tensor, giou_weight: float = 0.0) -> Tensor:
         x0 = condition[:, -1, : self.n_coords].to(boxes[0].dtype)
         target = target.to(boxes[0].dtype).reshape(x0.shape)
         step = (target - x0) / len(boxes)
-        per_element = sum(F.smooth_l1_loss(box, x0 + (i + 1) * step, reduction="none")
-                          for i, box in enumerate(boxes))
-        return per_element.mean()
+        head_targets = [x0 + (i + 1) * step for i in range(len(boxes))]
+        per_element = sum(F.smooth_l1_loss(box, goal, reduction="none") for box, goal in zip(boxes, head_targets))
+        total = per_element.mean()
+        if giou_weight:
+            per_box = sum(1.0 - generalized_iou(box, goal) for box, goal in zip(boxes, head_targets))
+            total = total + giou_weight * per_box.mean()
+        return total
 
-    def rollout_loss(self, history: Tensor, class_ids: Tensor | None, targets: Tensor) -> Tensor:
+    def rollout_loss(self, history: Tensor, class_ids: Tensor | None, targets: Tensor,
+                     giou_weight: float = 0.0) -> Tensor:
         """The official loss averaged over ``K`` steps of the tracker's rollout of a lost track.
 
         ``history (B, 6, 4)``: boxes b0..b5; ``targets (B, K, 4)``: the next ``K`` boxes. Step k predicts from the
@@ -182,7 +192,7 @@ class TrackSSM(nn.Module):
         for k in range(targets.shape[1]):
             condition = history_condition(window)
             boxes = self.forward_heads(condition, class_ids)
-            total = total + self._heads_loss(boxes, condition, targets[:, k])
+            total = total + self._heads_loss(boxes, condition, targets[:, k], giou_weight)
             window = torch.cat([window[:, 1:], boxes[-1][:, None].to(window.dtype)], dim=1)
         return total / targets.shape[1]
 
