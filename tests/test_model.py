@@ -181,6 +181,7 @@ def test_generalized_iou_values():
     independence of the image scale (normalised coordinates), and a clear error on mismatched shapes."""
     from trackssm_lib.boxes import paired_iou
     from trackssm_lib.model.box_loss import generalized_iou
+    from trackssm_lib.trackers.kalman_tracker import cxcywh_to_xyxy
 
     def cxcywh(x1, y1, x2, y2):
         return [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
@@ -196,13 +197,16 @@ def test_generalized_iou_values():
     inner = torch.cat([outer[:, :2] + 0.05 * (torch.rand(50, 2, generator=g) - 0.5),
                        outer[:, 2:] * (0.3 + 0.4 * torch.rand(50, 2, generator=g))], 1).double()
     outer = outer.double()
-    xyxy = lambda t: torch.cat([t[:, :2] - t[:, 2:] / 2, t[:, :2] + t[:, 2:] / 2], 1).numpy()  # noqa: E731
-    np.testing.assert_allclose(generalized_iou(outer, inner).numpy(), paired_iou(xyxy(outer), xyxy(inner)), atol=1e-9)
+
+    def iou(a, b):
+        return paired_iou(cxcywh_to_xyxy(a.numpy()), cxcywh_to_xyxy(b.numpy()))
+
+    np.testing.assert_allclose(generalized_iou(outer, inner).numpy(), iou(outer, inner), atol=1e-9)
     rand_a = torch.rand(50, 4, generator=g, dtype=torch.float64) * torch.tensor([1, 1, 0.3, 0.3])
     rand_b = torch.rand(50, 4, generator=g, dtype=torch.float64) * torch.tensor([1, 1, 0.3, 0.3])
     giou = generalized_iou(rand_a, rand_b)
     assert torch.allclose(giou, generalized_iou(rand_b, rand_a))
-    assert (giou <= torch.from_numpy(paired_iou(xyxy(rand_a), xyxy(rand_b))) + 1e-12).all() and (giou >= -1).all()
+    assert (giou <= torch.from_numpy(iou(rand_a, rand_b)) + 1e-12).all() and (giou >= -1).all()
     scale = torch.tensor([1600.0, 900.0, 1600.0, 900.0], dtype=torch.float64)
     assert torch.allclose(generalized_iou(rand_a * scale, rand_b * scale), giou, atol=1e-9)
     with pytest.raises(ValueError, match="generalized_iou wants two"):

@@ -10,8 +10,9 @@ import torch
 from torch import Tensor
 
 
-def cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
-    """(..., 4) centre/size boxes to corners; negative sizes are clamped to 0 (an empty box)."""
+def _corners(boxes: Tensor) -> Tensor:
+    """(..., 4) centre/size boxes to corners, differentiably; negative sizes are clamped to 0 (an empty box).
+    (The tracker's float64 NumPy converter is ``trackers.kalman_tracker.cxcywh_to_xyxy``.)"""
     cx, cy, w, h = boxes.unbind(-1)
     half_w, half_h = w.clamp(min=0) / 2, h.clamp(min=0) / 2
     return torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)
@@ -22,7 +23,7 @@ def generalized_iou(a: Tensor, b: Tensor, eps: float = 1e-9) -> Tensor:
     if a.shape != b.shape or a.shape[-1] != 4:
         raise ValueError(f"generalized_iou wants two (..., 4) tensors of one shape, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
-    a, b = cxcywh_to_xyxy(a), cxcywh_to_xyxy(b)
+    a, b = _corners(a), _corners(b)
     area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
     area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
     inter_wh = (torch.minimum(a[..., 2:], b[..., 2:]) - torch.maximum(a[..., :2], b[..., :2])).clamp(min=0)
@@ -33,4 +34,4 @@ def generalized_iou(a: Tensor, b: Tensor, eps: float = 1e-9) -> Tensor:
     return inter / (union + eps) - (hull - union) / (hull + eps)
 
 
-__all__ = ["cxcywh_to_xyxy", "generalized_iou"]
+__all__ = ["generalized_iou"]
