@@ -82,21 +82,22 @@ def test_exchanged_ids_are_two_swaps(export_split, tmp_path):
     assert Counter(s.class_name for s in switches) == Counter(idsw_per_class(export_split, results, tmp_path))
 
 
-def _continuous_object(split: Path):
-    """(seq, a, f): object a annotated on every frame from the keyframe before f through f."""
+def _continuous_object(split: Path, span: int = 1):
+    """(seq, a, k0, k1): object a annotated on every frame from keyframe k0 through keyframe k1, ``span`` keyframes
+    later."""
     for seq in sequences(split):
         gt, keys = read_gt(seq), keyframes(seq)
-        for k0, f in zip(keys[:-1], keys[1:]):
+        for k0, k1 in zip(keys[:-span], keys[span:]):
             for a in np.unique(gt[gt[:, 0] == k0, 1]).astype(int):
                 frames = set(gt[gt[:, 1] == a, 0].astype(int))
-                if all(x in frames for x in range(int(k0), int(f) + 1)):
-                    return seq, a, int(f)
-    raise AssertionError("no object annotated across two keyframes in the synthetic data")
+                if all(x in frames for x in range(int(k0), int(k1) + 1)):
+                    return seq, a, int(k0), int(k1)
+    raise AssertionError(f"no object annotated across {span + 1} keyframes in the synthetic data")
 
 
 def test_new_id_on_a_continuous_object_is_a_lost_track(export_split, tmp_path):
     results = perfect_results(export_split, tmp_path / "res")
-    seq, a, f = _continuous_object(export_split)
+    seq, a, _, f = _continuous_object(export_split)
     rows = read_gt(seq)
     new_id = int(rows[:, 1].max()) + 1
     rows[(rows[:, 1] == a) & (rows[:, 0] >= f), 1] = new_id
@@ -114,21 +115,8 @@ def test_absence_longer_than_the_timeout(export_split, tmp_path):
     ``long_absence`` with the 1 s timeout (12 frames at 12 Hz), a ``track_lost`` with a 2 s timeout."""
     split = tmp_path / "split"
     shutil.copytree(export_split, split)
-    found = None
-    for seq in sequences(split):
-        gt, keys = read_gt(seq), keyframes(seq)
-        for k0, k2 in zip(keys[:-3], keys[3:]):
-            for a in np.unique(gt[gt[:, 0] == k0, 1]).astype(int):
-                frames = set(gt[gt[:, 1] == a, 0].astype(int))
-                if all(x in frames for x in range(int(k0), int(k2) + 1)):
-                    found = seq, gt, int(k0), int(k2), a
-                    break
-            if found:
-                break
-        if found:
-            break
-    assert found, "no object annotated across four keyframes in the synthetic data"
-    seq, gt, k0, k2, a = found
+    seq, a, k0, k2 = _continuous_object(split, span=3)
+    gt = read_gt(seq)
     gap = (gt[:, 1] == a) & (gt[:, 0] > k0) & (gt[:, 0] < k2)
     assert 12 < gap.sum() <= 24
     gt = gt[~gap]
