@@ -271,6 +271,93 @@ def test_custom_scan_chunked_equals_plain(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
+def test_relative_box_coder():
+    """The relative coder decodes each head's output as a size-relative change of its input box (hand-computed);
+    zeroed output layers predict the last box; same parameters as the official model; bad combinations refused."""
+    from trackssm_lib.model.decoder import MAX_LOG_SCALE, decode_relative
+
+    box = torch.tensor([[0.5, 0.4, 0.1, 0.2], [0.2, 0.3, 0.01, 0.03], [0.2, 0.3, 0.01, 0.03]])
+    delta = torch.tensor([[0.5, -1.0, np.log(2.0), 0.0], [0.0, 2.0, -np.log(4.0), 100.0],
+                          [0.0, 0.0, -100.0, 0.0]], dtype=torch.float32)
+    # sizes change by at most 1000 / 16 either way in one step (the detectors' clamp)
+    expected = torch.tensor([[0.55, 0.2, 0.2, 0.2], [0.2, 0.36, 0.0025, 0.03 * 1000 / 16],
+                             [0.2, 0.3, 0.01 * 16 / 1000, 0.03]])
+    assert torch.allclose(decode_relative(box, delta), expected, atol=1e-6)
+    assert np.isclose(MAX_LOG_SCALE, np.log(62.5))
+
+    torch.manual_seed(0)
+    rel = TrackSSM(backend="torch", box_coder="relative").eval()
+    assert rel.box_coder == "relative" and rel.config["box_coder"] == "relative"
+    assert {k: v.shape for k, v in rel.official_state_dict().items()} == official_shapes()
+    cond = make_condition(5)
+    with torch.no_grad():
+        heads = rel.forward_heads(cond)
+        rel.ssm_decoder.zero_box_outputs()
+        for head in rel.forward_heads(cond):
+            assert torch.equal(head, cond[:, -1, :4])
+    assert not torch.equal(heads[0], cond[:, -1, :4]) and torch.isfinite(torch.stack(heads)).all()
+    # sizes stay positive whatever the outputs: the relative coder cannot produce a negative width
+    assert (torch.stack(heads)[..., 2:] > 0).all()
+    with pytest.raises(ValueError, match="box_coder must be one of"):
+        TrackSSM(box_coder="delta")
+    with pytest.raises(ValueError, match="cannot be combined with box_coder='relative'"):
+        TrackSSM(box_coder="relative", output_sigmoid=True)
+    with pytest.raises(ValueError, match="cannot be combined with box_coder='relative'"):
+        TrackSSM(box_coder="relative").output_sigmoid = True
+
+
+def test_relative_head_outputs_decode_against_hand_computation():
+    """Head i's box is decode_relative(head i-1's box, head i's raw output): recomputed by hand from the layers."""
+    from trackssm_lib.model.decoder import decode_relative
+
+    torch.manual_seed(1)
+    rel = TrackSSM(backend="torch", box_coder="relative").eval()
+    absolute = TrackSSM(backend="torch").eval()
+    absolute.load_state_dict(rel.state_dict())
+    cond = make_condition(4)
+    with torch.no_grad():
+        flow = rel.flow_feature(cond)
+        box, state = cond[:, -1, :4], None
+        for raw_head, got in zip(absolute.ssm_decoder.head_series, rel.forward_heads(cond)):
+            raw, state = raw_head(box, flow, state)  # the same head's weights, its output taken as it is
+            assert torch.allclose(got, decode_relative(box, raw), atol=1e-6)
+            box = got
+
+
+def test_box_coder_in_checkpoints(tmp_path, model):
+    """The coder travels in project checkpoints; weights of one coder are refused by a model of the other (the file
+    is named) unless the output layers are explicitly reset; the official format refuses a relative model."""
+    torch.manual_seed(2)
+    rel = TrackSSM(backend="torch", box_coder="relative").eval()
+    path = save_checkpoint(tmp_path / "rel.pth", rel)
+    cond = make_condition(3)
+    loaded = load_checkpoint(path, backend="torch").eval()
+    assert loaded.box_coder == "relative" and not loaded.checkpoint_info["box_outputs_reset"]
+    with torch.no_grad():
+        assert torch.equal(loaded(cond), rel(cond))
+    with pytest.raises(CheckpointError, match=r"rel\.pth: weights trained with box_coder='relative'"):
+        load_checkpoint(path, TrackSSM(backend="torch"))
+    with pytest.raises(CheckpointError, match=r"rel\.pth: cannot build TrackSSM .*box_coder must be one of"):
+        load_checkpoint(path, box_coder="delta")
+    with pytest.raises(CheckpointError, match="official format .* box_coder='relative'"):
+        save_official_checkpoint(tmp_path / "official.pt", rel)
+    # official weights (absolute) into a relative model: refused, or every weight but the output layers kept
+    official = official_file(tmp_path, model.official_state_dict())
+    with pytest.raises(CheckpointError, match=r"official\.pt: weights trained with box_coder='absolute'"):
+        load_checkpoint(official, TrackSSM(backend="torch", box_coder="relative"))
+    reset = load_checkpoint(official, TrackSSM(backend="torch", box_coder="relative"),
+                            reset_box_outputs_on_coder_change=True).eval()
+    assert reset.checkpoint_info["box_outputs_reset"]
+    sd, ref = reset.official_state_dict(), model.official_state_dict()
+    for key in ref:
+        if ".normal_bboxes." in key:
+            assert torch.count_nonzero(sd[key]) == 0, key
+        else:
+            assert torch.equal(sd[key], ref[key]), key
+    with torch.no_grad():
+        assert torch.equal(reset(cond), cond[:, -1, :4])
+
+
 def official_file(tmp_path, sd, name="official.pt"):
     path = tmp_path / name
     torch.save({"ddpm": {"module." + k: v for k, v in sd.items()}, "epoch": 160, "optimizer": {}}, path)

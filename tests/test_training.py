@@ -170,6 +170,42 @@ def test_giou_training(phase1, export_root, tmp_path):
             load_config(PHASE2, [f"giou_weight={bad}"])
 
 
+def test_relative_box_coder_training(phase1, export_root, tmp_path):
+    """box_coder=relative from an absolute-coder start keeps every weight but the heads' output layers, which start
+    at zero (said in the summary); it trains, writes the coder into its checkpoints and resumes; bad values are
+    refused by name."""
+    out1, _ = phase1
+    best1 = out1 / "weights" / "phase1" / "phase1_decoder_best.pth"
+    start = state(best1)
+    frozen = run(PHASE2, export_root, tmp_path / "frozen", "epochs=1", "encoder_lr=0", "decoder_lr=0",
+                 f"phase1_checkpoint={best1}", "box_coder=relative")
+    assert "output layers zeroed for box_coder=relative" in frozen["start"]
+    got = state(Path(frozen["best_checkpoint"]))
+    for key, value in start.items():
+        if ".normal_bboxes." in key:
+            assert torch.count_nonzero(got[key]) == 0, key
+        else:
+            assert torch.equal(got[key], value), key
+    assert read_checkpoint(frozen["best_checkpoint"]).config["box_coder"] == "relative"
+
+    args = ["epochs=2", "encoder_lr=1e-4", "decoder_lr=5e-4", f"phase1_checkpoint={best1}", "box_coder=relative",
+            "giou_weight=1.0"]
+    full = run(PHASE2, export_root, tmp_path / "full", *args)
+    trained = state(Path(full["last_checkpoint"]))
+    assert math.isfinite(full["best_val_loss"]) and full["epochs_run"] == 2
+    assert torch.count_nonzero(trained["ssm_decoder.head_series.5.normal_bboxes.weight"]) > 0
+    run(PHASE2, export_root, tmp_path / "resumed", *args, "stop_after_epoch=1")
+    resumed = run(PHASE2, export_root, tmp_path / "resumed", *args, resume=True)
+    assert resumed["start"].startswith("resumed from") and "zeroed" not in resumed["start"]
+    for key, value in state(Path(resumed["last_checkpoint"])).items():
+        assert torch.equal(value, trained[key]), key
+    assert load_config(PHASE2)["box_coder"] == "absolute"
+    with pytest.raises(ConfigError, match="'box_coder' must be one of absolute, relative, got 'delta'"):
+        load_config(PHASE2, ["box_coder=delta"])
+    with pytest.raises(ConfigError, match="'output_sigmoid' and 'box_coder'"):
+        load_config(PHASE2, ["box_coder=relative", "output_sigmoid=true"])
+
+
 # ------------------------------------------------------------------------------------------------- errors
 def test_unknown_config_key_is_named(tmp_path, export_root):
     bad = tmp_path / "bad.yaml"

@@ -25,7 +25,9 @@ holds 6 history boxes and the K boxes after them, and the loss (``TrackSSM.rollo
 loss) averages the official loss over K steps of the tracker's rollout, where the model's own predictions are
 appended to the history as while a track is lost (``data.windows_to_rollout_samples``). ``giou_weight`` > 0 adds
 the scale-free ``1 - GIoU`` term of the official SportsMOT setting to every head (and every rollout step); phase 0
-always uses the official MOT17 loss.
+always uses the official MOT17 loss. ``box_coder: relative`` trains the project's size-relative box output (see
+:mod:`trackssm_lib.model.decoder`); a start checkpoint trained with the other coder keeps every weight but its
+heads' output layers, which start at zero.
 
 Learning-rate schedule (per optimiser step, the same factor for every group): linear warm-up from
 ``1/warmup_steps`` to 1 over the first ``warmup_epochs`` epochs, a plateau at 1 until ``decay_start`` x
@@ -76,6 +78,7 @@ from trackssm_lib.data import (
     windows_to_samples,
 )
 from trackssm_lib.model import CheckpointError, TrackSSM, load_checkpoint, read_checkpoint, save_checkpoint
+from trackssm_lib.model.decoder import BOX_CODERS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,6 +120,7 @@ DEFAULTS: dict[str, Any] = {
     "phase1_checkpoint": None,     # phase 2 start (None: <output_dir>/weights/phase1/phase1_decoder_best.pth)
     "num_classes": 7,
     "output_sigmoid": False,
+    "box_coder": "absolute",       # absolute (official) | relative (heads output size-relative box changes)
     "backend": "auto",             # model backend: auto | torch | mamba_ssm
     "device": "auto",              # auto | cpu | cuda | cuda:N
     "amp": True,                   # torch.autocast mixed precision on CUDA (bf16 if supported, else fp16 + scaler)
@@ -204,6 +208,11 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
                 "rollout_steps"):
         if int(cfg[key]) < 1:
             raise ConfigError(f"config key {key!r} must be >= 1, got {cfg[key]!r}")
+    if cfg["box_coder"] not in BOX_CODERS:
+        raise ConfigError(f"config key 'box_coder' must be one of {', '.join(BOX_CODERS)}, got {cfg['box_coder']!r}")
+    if cfg["box_coder"] == "relative" and cfg["output_sigmoid"]:
+        raise ConfigError("config keys 'output_sigmoid' and 'box_coder': the sigmoid applies to absolute boxes only; "
+                          "set output_sigmoid=false with box_coder=relative")
     if cfg["giou_weight"] is None or not (math.isfinite(cfg["giou_weight"]) and cfg["giou_weight"] >= 0):
         raise ConfigError(f"config key 'giou_weight' must be a finite number >= 0, got {cfg['giou_weight']!r}")
     if int(cfg["rollout_steps"]) + 5 > int(cfg["sequence_length"]):
@@ -511,6 +520,13 @@ def _param_groups(model: TrackSSM, cfg: dict[str, Any]) -> list[dict[str, Any]]:
             {"params": decoder, "lr": float(cfg["decoder_lr"]), "name": "decoder"}]
 
 
+def _reset_note(model: TrackSSM) -> str:
+    """Log text for a start checkpoint trained with another box coder (its output layers were zeroed)."""
+    if not model.checkpoint_info["box_outputs_reset"]:  # type: ignore[attr-defined]
+        return ""
+    return f" (trained with another box coder: output layers zeroed for box_coder={model.box_coder})"
+
+
 def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | None = None,
                overrides: Sequence[str] = (), resume: bool = False) -> dict[str, Any]:
     """Run phase 1 or 2 (as the config says) and return a summary dict (paths, losses, epochs, stop reason)."""
@@ -556,7 +572,7 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
 
         seed_everything(int(cfg["seed"]))
         model = TrackSSM(num_classes=int(cfg["num_classes"]), output_sigmoid=bool(cfg["output_sigmoid"]),
-                         backend=str(cfg["backend"]))
+                         backend=str(cfg["backend"]), box_coder=str(cfg["box_coder"]))
         start_source = None
         resume_state: dict[str, Any] | None = None
         if resume:
@@ -568,8 +584,8 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
             start_source = f"resumed from {last_path}"
         elif phase == 1:
             if cfg["init_checkpoint"]:
-                load_checkpoint(cfg["init_checkpoint"], model)
-                start_source = f"init_checkpoint {cfg['init_checkpoint']}"
+                load_checkpoint(cfg["init_checkpoint"], model, reset_box_outputs_on_coder_change=True)
+                start_source = f"init_checkpoint {cfg['init_checkpoint']}" + _reset_note(model)
             else:
                 start_source = "phase 0: " + _pretrain(model.to(ctx.device), cfg, ctx, data_root, train_split, out)
         else:
@@ -578,8 +594,8 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
             if not p1.is_file():
                 raise CheckpointError(f"{p1}: phase-1 best checkpoint not found (run phase 1 first or set "
                                       f"phase1_checkpoint)")
-            load_checkpoint(p1, model)
-            start_source = f"phase 1 checkpoint {p1}"
+            load_checkpoint(p1, model, reset_box_outputs_on_coder_change=True)
+            start_source = f"phase 1 checkpoint {p1}" + _reset_note(model)
         model.to(ctx.device).train()
 
         groups = _param_groups(model, cfg)

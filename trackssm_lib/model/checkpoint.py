@@ -119,11 +119,20 @@ def match_state_dict(model: TrackSSM, state_dict: dict[str, Tensor], path: str |
     return full
 
 
+def checkpoint_box_coder(contents: CheckpointContents) -> str:
+    """The box coder the file's weights were trained with (official files and older project files: absolute)."""
+    return str(contents.config.get("box_coder", "absolute"))
+
+
 def load_checkpoint(path: str | os.PathLike, model: TrackSSM | None = None, map_location: Any = "cpu",
-                    weights_only: bool = True, **model_kwargs: Any) -> TrackSSM:
+                    weights_only: bool = True, reset_box_outputs_on_coder_change: bool = False,
+                    **model_kwargs: Any) -> TrackSSM:
     """Load an official or project checkpoint into ``model`` (built from the file's config when None).
 
     ``model_kwargs`` override the stored config when building (e.g. ``output_sigmoid=True``, ``backend``).
+    Loading into a ``model`` whose box coder differs from the file's is refused (its output layers would mean
+    something else), unless ``reset_box_outputs_on_coder_change``: then every other weight is kept and the heads'
+    output layers are zeroed (with the relative coder: "the box stays where it is"), the start of a fine-tuning.
     Returns the model; ``model.checkpoint_info`` records the file, its format and metadata (epoch, ...).
     """
     contents = read_checkpoint(path, map_location=map_location, weights_only=weights_only)
@@ -131,14 +140,23 @@ def load_checkpoint(path: str | os.PathLike, model: TrackSSM | None = None, map_
         config = {**contents.config, **model_kwargs}
         try:
             model = TrackSSM(**config)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{contents.path}: cannot build TrackSSM from its config {config}: {exc}") from exc
+    file_coder = checkpoint_box_coder(contents)
+    coder_changed = model.box_coder != file_coder
+    if coder_changed and not reset_box_outputs_on_coder_change:
+        raise CheckpointError(f"{contents.path}: weights trained with box_coder={file_coder!r} cannot be used by a "
+                              f"model with box_coder={model.box_coder!r} (use box_coder={file_coder!r}, or "
+                              f"fine-tune from these weights with their output layers reset)")
     full = match_state_dict(model, contents.state_dict, contents.path,
                             class_params_required=contents.format == "project")
     model.load_state_dict(full, strict=True)
+    if coder_changed:
+        model.ssm_decoder.zero_box_outputs()
     model.checkpoint_info = {  # type: ignore[attr-defined]
         "path": str(contents.path), "format": contents.format, "meta": contents.meta,
         "class_params_loaded": any(k.startswith(CLASS_PREFIX) for k in contents.state_dict),
+        "box_outputs_reset": coder_changed,
     }
     return model
 
@@ -178,5 +196,9 @@ def save_checkpoint(path: str | os.PathLike, model: TrackSSM, **extra: Any) -> P
 def save_official_checkpoint(path: str | os.PathLike, model: TrackSSM, epoch: int = 0,
                              optimizer: dict[str, Any] | None = None) -> Path:
     """Write the official format (``{'ddpm': {'module.' + key: tensor}, 'epoch', 'optimizer'}``), no class params."""
+    if model.box_coder != "absolute":
+        raise CheckpointError(f"{path}: the official format has no config, so it can only hold the official "
+                              f"absolute-box model (this one has box_coder={model.box_coder!r}); use "
+                              f"save_checkpoint")
     sd = {OFFICIAL_PREFIX + k: v for k, v in _cpu_state(model.official_state_dict()).items()}
     return _atomic_save({"ddpm": sd, "epoch": int(epoch), "optimizer": optimizer or {}}, path)

@@ -3,6 +3,12 @@
 Each head embeds the current box (sine embedding), takes its SSM parameters (dt, B, C) from the encoder's
 "flow" feature, advances the state carried from the previous head by one step, and regresses an ABSOLUTE box.
 The next head starts from this head's detached box and state (official behaviour, so gradients stay per head).
+
+``box_coder`` says how a head's 4 outputs become a box. ``"absolute"`` (official): they ARE the box (normalised
+cx, cy, w, h). ``"relative"`` (a project option, same parameters): they are a change of the head's input box in
+units of its own size, as detectors encode boxes: ``cx + w*d0, cy + h*d1, w*exp(d2), h*exp(d3)``. Then one
+optimiser step means the same relative change for a box 1 % of the image wide as for one half the image wide,
+and a zero output layer predicts "the box stays where it is".
 """
 from __future__ import annotations
 
@@ -11,6 +17,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+BOX_CODERS = ("absolute", "relative")
+# largest log size change (either way) a relative head may apply in one step (the detectors' clamp, log(1000 / 16))
+MAX_LOG_SCALE = math.log(1000.0 / 16)
 
 
 def sine_box_embedding(box: Tensor, dim_per_coord: int = 64, temperature: float = 10000.0) -> Tensor:
@@ -26,8 +36,10 @@ class FlowSSMHead(nn.Module):
     """One decoder head (official ``Mamba_decoder``: expand 1, d_state 16, dt_rank 16, FFN 512)."""
 
     def __init__(self, d_model: int = 256, d_state: int = 16, dt_rank: int | None = None, d_ffn: int = 512,
-                 n_coords: int = 4, output_sigmoid: bool = False) -> None:
+                 n_coords: int = 4, output_sigmoid: bool = False, box_coder: str = "absolute") -> None:
         super().__init__()
+        check_box_coder(box_coder, output_sigmoid)
+        self.box_coder = box_coder
         self.d_model, self.d_state, self.n_coords = d_model, d_state, n_coords
         self.dt_rank = math.ceil(d_model / 16) if dt_rank is None else dt_rank
         self.output_sigmoid = output_sigmoid
@@ -56,7 +68,25 @@ class FlowSSMHead(nn.Module):
         y = y * F.silu(z)
         y = self.norm2(y + self.linear2(F.relu(self.linear1(y))))
         out = self.normal_bboxes(y)
+        if self.box_coder == "relative":
+            return decode_relative(box, out), new_state
         return (torch.sigmoid(out) if self.output_sigmoid else out), new_state
+
+
+def check_box_coder(box_coder: str, output_sigmoid: bool) -> None:
+    """Refuse an unknown coder, and the sigmoid with the relative coder (its outputs are not boxes)."""
+    if box_coder not in BOX_CODERS:
+        raise ValueError(f"box_coder must be one of {BOX_CODERS}, got {box_coder!r}")
+    if box_coder == "relative" and output_sigmoid:
+        raise ValueError("output_sigmoid applies to absolute box outputs only; it cannot be combined with "
+                         "box_coder='relative'")
+
+
+def decode_relative(box: Tensor, delta: Tensor) -> Tensor:
+    """Box (B, 4) cx cy w h moved by ``delta`` (B, 4) in units of its size: cx + w d0, cy + h d1, w e^d2, h e^d3."""
+    size = box[:, 2:4]
+    centre = box[:, 0:2] + size * delta[:, 0:2]
+    return torch.cat([centre, size * torch.exp(delta[:, 2:4].clamp(-MAX_LOG_SCALE, MAX_LOG_SCALE))], dim=-1)
 
 
 class FlowSSMDecoder(nn.Module):
@@ -77,4 +107,12 @@ class FlowSSMDecoder(nn.Module):
 
     def set_output_sigmoid(self, value: bool) -> None:
         for head in self.head_series:
+            check_box_coder(head.box_coder, value)
             head.output_sigmoid = value
+
+    def zero_box_outputs(self) -> None:
+        """Zero every head's output layer: with the relative coder the decoder then predicts the input box."""
+        with torch.no_grad():
+            for head in self.head_series:
+                head.normal_bboxes.weight.zero_()
+                head.normal_bboxes.bias.zero_()

@@ -74,27 +74,30 @@ class TrackSSM(nn.Module):
 
     ``model(condition, class_ids=None)`` maps the official (B, 5, 8) normalised history
     ([b1..b5 | b1-b0..b5-b4], cx cy w h) to the next box (B, 4), absolute and normalised (the last head's output).
-    ``model.loss(condition, class_ids, target)`` is the official training loss.
+    ``model.loss(condition, class_ids, target)`` is the official training loss. ``box_coder="relative"`` (a project
+    option with the same parameters; see :mod:`trackssm_lib.model.decoder`) makes each head output a size-relative
+    change of its input box instead of the box; the default ``"absolute"`` is the official model.
     """
 
     def __init__(self, num_classes: int = 7, output_sigmoid: bool = False, backend: str = "auto",
                  d_model: int = 256, n_layers: int = 6, d_state: int = 16, d_conv: int = 4, expand: int = 2,
                  dt_rank: int = 16, n_heads: int = 6, decoder_d_state: int = 16, decoder_dt_rank: int = 16,
-                 d_ffn: int = 512, d_input: int = 8) -> None:
+                 d_ffn: int = 512, d_input: int = 8, box_coder: str = "absolute") -> None:
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.config: dict[str, Any] = dict(
             num_classes=num_classes, output_sigmoid=output_sigmoid, d_model=d_model, n_layers=n_layers,
             d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=dt_rank, n_heads=n_heads,
-            decoder_d_state=decoder_d_state, decoder_dt_rank=decoder_dt_rank, d_ffn=d_ffn, d_input=d_input)
+            decoder_d_state=decoder_d_state, decoder_dt_rank=decoder_dt_rank, d_ffn=d_ffn, d_input=d_input,
+            box_coder=box_coder)
         self.num_classes = num_classes
         self.n_coords = d_input // 2
         self.encoder = Encoder(d_input=d_input, d_model=d_model, n_layers=n_layers, d_state=d_state, d_conv=d_conv,
                                expand=expand, dt_rank=dt_rank, conv_bias=True, bias=False, backend=backend)
         self.ssm_decoder = FlowSSMDecoder(n_heads=n_heads, d_model=d_model, d_state=decoder_d_state,
                                           dt_rank=decoder_dt_rank, d_ffn=d_ffn, n_coords=self.n_coords,
-                                          output_sigmoid=output_sigmoid)
+                                          output_sigmoid=output_sigmoid, box_coder=box_coder)
         # project addition (not in official checkpoints): zero-initialised per-class offset of the flow feature
         self.class_embedding = nn.Embedding(num_classes, d_model)
         nn.init.zeros_(self.class_embedding.weight)
@@ -108,6 +111,11 @@ class TrackSSM(nn.Module):
     def output_sigmoid(self, value: bool) -> None:
         self.config["output_sigmoid"] = bool(value)
         self.ssm_decoder.set_output_sigmoid(bool(value))
+
+    @property
+    def box_coder(self) -> str:
+        """``absolute`` (official: heads output the box) or ``relative`` (heads output a size-relative change)."""
+        return str(self.config["box_coder"])
 
     @property
     def backend(self) -> str:
