@@ -238,14 +238,19 @@ def test_giou_loss_term(model):
     assert m.ssm_decoder.head_series[-1].normal_bboxes.weight.grad.abs().sum() > 0
 
 
-def test_custom_scan_gradient():
-    g = torch.Generator().manual_seed(0)
-    B, L, D, N = 2, 5, 3, 4
+def scan_args(B: int, L: int, D: int, N: int, seed: int) -> tuple[list[torch.Tensor], torch.Generator]:
+    """Seeded float64 selective-scan inputs (u, delta, A, B, C) that require gradients, and the generator."""
+    g = torch.Generator().manual_seed(seed)
     args = [torch.randn(B, L, D, generator=g, dtype=torch.float64), torch.rand(B, L, D, generator=g,
             dtype=torch.float64), -torch.rand(D, N, generator=g, dtype=torch.float64),
             torch.randn(B, L, N, generator=g, dtype=torch.float64),
             torch.randn(B, L, N, generator=g, dtype=torch.float64)]
-    args = [a.requires_grad_() for a in args]
+    return [a.requires_grad_() for a in args], g
+
+
+def test_custom_scan_gradient():
+    B, L, D, N = 2, 5, 3, 4
+    args, _ = scan_args(B, L, D, N, seed=0)
     assert torch.autograd.gradcheck(selective_scan, args)
     assert torch.allclose(selective_scan(*args), selective_scan_plain(*args))
 
@@ -255,13 +260,8 @@ def test_custom_scan_chunked_equals_plain(monkeypatch):
     from trackssm_lib.model import mamba
 
     monkeypatch.setattr(mamba, "SCAN_CHUNK_ELEMENTS", 2 * 5 * 4 * 3)  # 2 samples per chunk
-    g = torch.Generator().manual_seed(1)
     B, L, D, N = 5, 5, 3, 4
-    args = [torch.randn(B, L, D, generator=g, dtype=torch.float64), torch.rand(B, L, D, generator=g,
-            dtype=torch.float64), -torch.rand(D, N, generator=g, dtype=torch.float64),
-            torch.randn(B, L, N, generator=g, dtype=torch.float64),
-            torch.randn(B, L, N, generator=g, dtype=torch.float64)]
-    args = [a.requires_grad_() for a in args]
+    args, g = scan_args(B, L, D, N, seed=1)
     assert len(mamba._chunks(B, L * D * N)) == 3
     y, y_ref = selective_scan(*args), selective_scan_plain(*args)
     assert torch.allclose(y, y_ref)
