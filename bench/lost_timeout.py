@@ -19,26 +19,31 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from trackssm_lib.comparison import resolve_split, split_subset  # noqa: E402
-from trackssm_lib.evaluation import evaluate  # noqa: E402
+from trackssm_lib.comparison import COMBINED, compare_trackers, switch_cause_rows  # noqa: E402
 from trackssm_lib.fileio import write_json_atomic  # noqa: E402
-from trackssm_lib.switch_analysis import CAUSES, find_switches, summarize_switches  # noqa: E402
-from trackssm_lib.tracking import run_tracking  # noqa: E402
+from trackssm_lib.switch_analysis import CAUSES  # noqa: E402
 
 
-def sweep_row(root: Path, split: str, tracker: str, checkpoint: str | None, detections: str, seed: int,
-              seconds: float, out: Path) -> dict:
-    """Track, evaluate and classify the switches of one tracker at one lost timeout."""
-    run_dir = out / f"{tracker}_{seconds:g}s"
-    summary = run_tracking(root, split, tracker=tracker, detections=detections, out=run_dir / "results",
-                           checkpoint=checkpoint, seed=seed, progress=False, lost_seconds=seconds)
-    metrics = evaluate(root / split, run_dir / "results", run_dir / "eval", protocol="keyframes",
-                       print_summary=False)
-    switches = summarize_switches(find_switches(root / split, run_dir / "results", protocol="keyframes",
-                                                lost_seconds=seconds))
-    combined = metrics["combined_class_avg"]
-    return {"tracker": tracker, "lost_seconds": seconds, "HOTA": combined["HOTA"], "IDF1": combined["IDF1"],
-            "IDSW": switches["total"], **switches["by_cause"], "fps": summary.get("fps")}
+def sweep_rows(data: str, split: str, checkpoint: str, detections: str, seed: int, seconds: float,
+               out: Path) -> list[dict]:
+    """Kalman and TrackSSM at one lost timeout: tracked and scored by ``compare_trackers`` (cached per timeout
+    under ``out/<seconds>s``), switches split by cause with the same timeout."""
+    trackers = [{"name": "kalman", "tracker": "kalman", "checkpoint": None},
+                {"name": "trackssm", "tracker": "trackssm", "checkpoint": checkpoint}]
+    run_dir = out / f"{seconds:g}s"
+    rows = compare_trackers(data, split, trackers, detections=[detections], out_dir=run_dir, seed=seed,
+                            lost_seconds=seconds, say=lambda m: None)
+    causes = {r["tracker"]: r for r in switch_cause_rows(data, split, rows, out_dir=run_dir, lost_seconds=seconds)}
+    out_rows = []
+    for r in rows:
+        if r["class_name"] != COMBINED["combined_class_avg"]:
+            continue
+        if r["status"] != "ok":
+            raise SystemExit(f"{r['tracker']}: {r['reason']}")
+        c = causes[r["tracker"]]
+        out_rows.append({"tracker": r["tracker"], "lost_seconds": seconds, "HOTA": r["HOTA"], "IDF1": r["IDF1"],
+                         "IDSW": c["IDSW"], **{k: c[k] for k in CAUSES}, "fps": r["fps"]})
+    return out_rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,12 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if any(s <= 0 for s in args.seconds):
         p.error("--seconds must be > 0")
     out = Path(args.out)
-    split = resolve_split(args.data, args.split)
-    root, _ = split_subset(args.data, split, None, out)
     rows = []
     for seconds in args.seconds:
-        for tracker, checkpoint in (("kalman", None), ("trackssm", args.checkpoint)):
-            rows.append(sweep_row(root, split, tracker, checkpoint, args.detections, args.seed, seconds, out))
+        rows.extend(sweep_rows(args.data, args.split, args.checkpoint, args.detections, args.seed, seconds, out))
     print(f"\n{'timeout':>8} {'tracker':<9} {'HOTA':>6} {'IDF1':>6} {'IDSW':>5}  " + "  ".join(CAUSES)
           + "  IDSW ratio")
     for kalman, trackssm in zip(rows[0::2], rows[1::2]):

@@ -176,6 +176,33 @@ def test_rollout_loss_feeds_predictions_back(model):
         model.rollout_loss(hist[:, :5], None, targets)
 
 
+def test_rollout_loss_detached_feedback(model):
+    """``detach_feedback``: the same loss value; the gradient is that of the two one-step losses with the first
+    prediction as a constant input (no path through step 1 into step 2), and differs from the full rollout's."""
+    g = torch.Generator().manual_seed(4)
+    hist = 0.4 + 0.01 * torch.arange(6, dtype=torch.float32)[None, :, None] + 0.05 * torch.rand(3, 6, 4, generator=g)
+    targets = hist[:, -1:] + 0.01 * torch.arange(1, 3, dtype=torch.float32)[None, :, None]
+    m = TrackSSM(backend="torch").eval()
+    m.load_state_dict(model.state_dict())
+    params = [p for p in m.parameters() if p.requires_grad]
+
+    def grads(loss):
+        return torch.cat([(gr if gr is not None else torch.zeros_like(p)).flatten()
+                          for gr, p in zip(torch.autograd.grad(loss, params, allow_unused=True), params)])
+
+    full, detached = m.rollout_loss(hist, None, targets), m.rollout_loss(hist, None, targets, detach_feedback=True)
+    assert torch.allclose(full, detached, atol=1e-7)
+    cond = torch.cat([hist[:, 1:], hist[:, 1:] - hist[:, :-1]], dim=-1)
+    with torch.no_grad():
+        pred = m(cond)
+    window = torch.cat([hist[:, 1:], pred[:, None]], dim=1)
+    cond2 = torch.cat([window[:, 1:], window[:, 1:] - window[:, :-1]], dim=-1)
+    expected = grads((m.loss(cond, None, targets[:, 0]) + m.loss(cond2, None, targets[:, 1])) / 2)
+    got = grads(m.rollout_loss(hist, None, targets, detach_feedback=True))
+    assert torch.allclose(got, expected, atol=1e-6, rtol=1e-4)
+    assert not torch.allclose(grads(full), expected, atol=1e-6, rtol=1e-4)
+
+
 def test_generalized_iou_values():
     """Hand-computed GIoU (corners -> centre/size), the IoU it reduces to when one box holds the other, symmetry,
     independence of the image scale (normalised coordinates), and a clear error on mismatched shapes."""

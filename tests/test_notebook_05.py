@@ -56,6 +56,35 @@ def test_kalman_on_gt_detections(tiny_export, tmp_path, no_boxmot):
     assert len(targets) == 4 and all(t["met"] == "n/a" and t["measured"] is None for t in targets)
 
 
+def test_comparison_lost_timeout(tiny_export, tmp_path, monkeypatch):
+    """``lost_seconds`` reaches the association of the tracking run and is part of the cached settings."""
+    import json
+
+    import trackssm_lib.tracking as tracking
+    from trackssm_lib.comparison import ComparisonError, compare_trackers, run_folder
+
+    calls = []
+    real = tracking.run_tracking
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs.get("lost_seconds"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tracking, "run_tracking", recording)
+    trackers = [{"name": "kalman", "tracker": "kalman", "checkpoint": None}]
+    compare_trackers(tiny_export, "test", trackers, detections=["gt"], out_dir=tmp_path, say=lambda m: None)
+    settings = json.loads((run_folder(tmp_path, "kalman", "gt") / "settings.json").read_text())["settings"]
+    assert calls == [1.0] and settings["lost_seconds"] == 1.0
+    messages = []
+    compare_trackers(tiny_export, "test", trackers, detections=["gt"], out_dir=tmp_path, say=messages.append,
+                     lost_seconds=0.5)  # another timeout: tracked again, not reused
+    settings = json.loads((run_folder(tmp_path, "kalman", "gt") / "settings.json").read_text())["settings"]
+    assert calls == [1.0, 0.5] and settings["lost_seconds"] == 0.5
+    assert not any("reusing" in m for m in messages)
+    with pytest.raises(ComparisonError, match="lost_seconds"):
+        compare_trackers(tiny_export, "test", trackers, detections=["gt"], out_dir=tmp_path, lost_seconds=0)
+
+
 def test_boxmot_baselines_in_comparison(tiny_export, tmp_path, needs_boxmot):
     from trackssm_lib.comparison import COMBINED, compare_trackers, default_trackers
 

@@ -147,6 +147,17 @@ def test_rollout_training(phase1, export_root, tmp_path):
     one = run(PHASE2, export_root, tmp_path / "one", *args)
     four = run(PHASE2, export_root, tmp_path / "four", *args, "rollout_steps=4")
     assert math.isfinite(four["best_val_loss"]) and four["best_val_loss"] > one["best_val_loss"]
+    # rollout_detach: the same loss value; trained, it takes other steps (no gradient through the fed-back boxes)
+    det = run(PHASE2, export_root, tmp_path / "det", *args, "rollout_steps=4", "rollout_detach=true")
+    assert det["best_val_loss"] == pytest.approx(four["best_val_loss"], rel=1e-6)
+    trained = [a for a in args if not a.endswith("_lr=0")] + ["rollout_steps=4"]
+    run(PHASE2, export_root, tmp_path / "full_t", *trained)
+    run(PHASE2, export_root, tmp_path / "det_t", *trained, "rollout_detach=true")
+    best = "weights/phase2/phase2_full_best.pth"
+    full_w, det_w = state(tmp_path / "full_t" / best), state(tmp_path / "det_t" / best)
+    assert any(not torch.equal(full_w[k], det_w[k]) for k in full_w)
+    with pytest.raises(ConfigError, match="'rollout_detach' expects bool"):
+        load_config(PHASE2, ["rollout_detach=sometimes"])
     with pytest.raises(ConfigError, match="'rollout_steps' must be >= 1"):
         load_config(PHASE2, ["rollout_steps=0"])
     with pytest.raises(ConfigError, match="'rollout_steps' = 20 needs sequence_length >= 25"):

@@ -174,19 +174,22 @@ def unavailable_row(tracker: str, detections: str, reason: str, sequences: int) 
 def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mapping[str, Any]],
                      detections: Sequence[str] = ("gt", "noisy"), out_dir: str | Path = "outputs/comparison",
                      protocol: str = "keyframes", seed: int = 0, max_sequences: int | None = None,
-                     progress: bool = False, say=print) -> list[dict[str, Any]]:
+                     progress: bool = False, say=print, lost_seconds: float = 1.0) -> list[dict[str, Any]]:
     """Run and score every tracker on every detection source; rows as in :data:`ROW_KEYS`.
 
     ``trackers``: ``[{'name': ..., 'tracker': 'kalman'|'trackssm'|'boxmot:NAME', 'checkpoint': path|None}]``.
     ``split`` is mapped to the export's name (:func:`resolve_split`). Each (tracker, detections) pair gives its
     per-class rows and the combined rows ``all (class avg)`` / ``all (detection avg)``; ``fps`` is camera frames
-    per second of the tracking run (of the run that made reused results).
+    per second of the tracking run (of the run that made reused results). ``lost_seconds``: the lost-track timeout
+    of the project's association (TrackSSM and Kalman; official 1 s); BoxMOT trackers keep their own buffers.
     """
     from trackssm_lib.tracking import run_tracking
     from trackssm_lib.evaluation import evaluate
 
     if not trackers:
         raise ComparisonError("no trackers to compare")
+    if not lost_seconds > 0:
+        raise ComparisonError(f"lost_seconds must be > 0, got {lost_seconds}")
     names = [t["name"] for t in trackers]
     if len(set(names)) != len(names):
         raise ComparisonError(f"tracker names must be unique, got {names}")
@@ -205,11 +208,12 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
                 rows.append(unavailable_row(spec["name"], det, reason, len(seqs)))
                 continue
             ck = spec.get("checkpoint")
+            assoc = {} if spec["tracker"].startswith("boxmot:") else {"lost_seconds": float(lost_seconds)}
             settings = {"tracker": spec["tracker"], "checkpoint": str(ck) if ck else None,
                         "checkpoint_sha256": file_sha256(ck) if ck else None, "detections": det,
                         "detections_dir": str(Path(det).resolve()) if det not in ("gt", "noisy") else None,
                         "seed": int(seed), "split": split, "protocol": protocol, "sequences": seqs,
-                        "data": str(Path(data_dir).resolve())}
+                        "data": str(Path(data_dir).resolve()), "lost_seconds": assoc.get("lost_seconds")}
             run_dir = run_folder(out_dir, spec["name"], det)
             res_dir, eval_dir, settings_file = run_dir / "results", run_dir / "eval", run_dir / "settings.json"
             key = json.dumps({k: v for k, v in settings.items() if k != "checkpoint"}, sort_keys=True)
@@ -235,7 +239,7 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
                         f"copied from {src}")
                 else:
                     summary = run_tracking(root, split, tracker=spec["tracker"], detections=det, out=res_dir,
-                                           checkpoint=ck or None, seed=seed, progress=progress)
+                                           checkpoint=ck or None, seed=seed, progress=progress, **assoc)
                     metrics = evaluate(gt_dir, res_dir, eval_dir, protocol=protocol, print_summary=False)
                     fps = summary.get("fps")
                 write_json_atomic(settings_file, {"settings": settings, "fps": fps, "tracking": summary})

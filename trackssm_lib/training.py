@@ -23,7 +23,9 @@ per-track samples (target = the frame after the window) and minimises the offici
 With ``rollout_steps`` K > 1 (a project option; 1, the official objective, is the default) each sample instead
 holds 6 history boxes and the K boxes after them, and the loss (``TrackSSM.rollout_loss``, also the validation
 loss) averages the official loss over K steps of the tracker's rollout, where the model's own predictions are
-appended to the history as while a track is lost (``data.windows_to_rollout_samples``). ``giou_weight`` > 0 adds
+appended to the history as while a track is lost (``data.windows_to_rollout_samples``); ``rollout_detach`` feeds
+those predictions back without gradient (each step learns to predict from the model's own history, without
+back-propagation through the earlier steps; the loss value is unchanged). ``giou_weight`` > 0 adds
 the scale-free ``1 - GIoU`` term of the official SportsMOT setting to every head (and every rollout step); phase 0
 always uses the official MOT17 loss. ``box_coder: relative`` trains the project's size-relative box output (see
 :mod:`trackssm_lib.model.decoder`); a start checkpoint trained with the other coder keeps every weight but its
@@ -109,6 +111,7 @@ DEFAULTS: dict[str, Any] = {
     "flip_prob": 0.5,              # training augmentation
     "jitter": 0.05,
     "rollout_steps": 1,            # steps of the rollout loss (1: the official one-step loss)
+    "rollout_detach": False,       # rollout loss: feed predictions back without gradient (no backprop through steps)
     "giou_weight": 0.0,            # weight of the 1 - GIoU term per head (0: the official MOT17 loss; SportsMOT: 1)
     "init_checkpoint": None,       # phase 0, option 1: official/project checkpoint
     "mot17_root": None,            # phase 0, option 2: MOTChallenge GT folder
@@ -271,15 +274,17 @@ class _LossModule(nn.Module):
     """``forward`` = the model's training loss (official, or the rollout loss with ``rollout_steps`` > 1), so that
     DistributedDataParallel synchronises its gradients."""
 
-    def __init__(self, model: TrackSSM, rollout_steps: int = 1, giou_weight: float = 0.0) -> None:
+    def __init__(self, model: TrackSSM, rollout_steps: int = 1, giou_weight: float = 0.0,
+                 rollout_detach: bool = False) -> None:
         super().__init__()
         self.model = model
         self.rollout_steps = int(rollout_steps)
         self.giou_weight = float(giou_weight)
+        self.rollout_detach = bool(rollout_detach)
 
     def forward(self, inputs: torch.Tensor, class_ids: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
         if self.rollout_steps > 1:
-            return self.model.rollout_loss(inputs, class_ids, target, self.giou_weight)
+            return self.model.rollout_loss(inputs, class_ids, target, self.giou_weight, self.rollout_detach)
         return self.model.loss(inputs, class_ids, target, self.giou_weight)
 
 
@@ -382,8 +387,9 @@ def _tqdm(iterable: Any, ctx: _Context, desc: str, total: int | None = None) -> 
                 disable=not (ctx.cfg["progress"] and ctx.dist.main))
 
 
-def _wrap(model: TrackSSM, ctx: _Context, rollout_steps: int = 1, giou_weight: float = 0.0) -> nn.Module:
-    module = _LossModule(model, rollout_steps, giou_weight)
+def _wrap(model: TrackSSM, ctx: _Context, rollout_steps: int = 1, giou_weight: float = 0.0,
+          rollout_detach: bool = False) -> nn.Module:
+    module = _LossModule(model, rollout_steps, giou_weight, rollout_detach)
     if ctx.dist.ddp:
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(module, device_ids=ids)
@@ -613,7 +619,8 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, decay_from, ratio))
         scaler = ctx.make_scaler()
-        loss_module = _wrap(model, ctx, int(cfg["rollout_steps"]), float(cfg["giou_weight"]))
+        loss_module = _wrap(model, ctx, int(cfg["rollout_steps"]), float(cfg["giou_weight"]),
+                            bool(cfg["rollout_detach"]))
 
         start_epoch, best, best_epoch, bad, history, stopped = 0, float("inf"), 0, 0, [], False
         if resume_state is not None:

@@ -183,12 +183,15 @@ class TrackSSM(nn.Module):
         return total
 
     def rollout_loss(self, history: Tensor, class_ids: Tensor | None, targets: Tensor,
-                     giou_weight: float = 0.0) -> Tensor:
+                     giou_weight: float = 0.0, detach_feedback: bool = False) -> Tensor:
         """The official loss averaged over ``K`` steps of the tracker's rollout of a lost track.
 
         ``history (B, 6, 4)``: boxes b0..b5; ``targets (B, K, 4)``: the next ``K`` boxes. Step k predicts from the
         last 6 boxes, where the boxes after b5 are the model's own earlier predictions (as the tracker appends
-        predictions while a track is lost); gradients flow through the whole rollout. ``K = 1`` is :meth:`loss`.
+        predictions while a track is lost). Gradients flow through the whole rollout, or with ``detach_feedback``
+        only through each step's own prediction: the fed-back boxes are then plain inputs (the loss value is the
+        same), so every step is trained as a one-step prediction from the model's own history, without
+        back-propagating through the earlier steps. ``K = 1`` is :meth:`loss`.
         """
         if history.dim() != 3 or history.shape[1] != 6 or targets.dim() != 3 or targets.shape[0] != history.shape[0]:
             raise ValueError(f"rollout_loss wants history (B, 6, {self.n_coords}) and targets (B, K, "
@@ -201,7 +204,8 @@ class TrackSSM(nn.Module):
             condition = history_condition(window)
             boxes = self.forward_heads(condition, class_ids)
             total = total + self._heads_loss(boxes, condition, targets[:, k], giou_weight)
-            window = torch.cat([window[:, 1:], boxes[-1][:, None].to(window.dtype)], dim=1)
+            fed_back = boxes[-1].detach() if detach_feedback else boxes[-1]
+            window = torch.cat([window[:, 1:], fed_back[:, None].to(window.dtype)], dim=1)
         return total / targets.shape[1]
 
     def predict(self, condition: Tensor, class_ids: Tensor | None = None) -> Tensor:
