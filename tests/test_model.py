@@ -156,19 +156,28 @@ def test_loss_is_official_progressive_smooth_l1(model):
         assert torch.allclose(model.loss(cond, None, target), expected, atol=1e-6)
 
 
+def rollout_case(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded 2-step rollout inputs: histories (3, 6, 4) and the next 2 boxes (3, 2, 4)."""
+    g = torch.Generator().manual_seed(seed)
+    hist = 0.4 + 0.01 * torch.arange(6, dtype=torch.float32)[None, :, None] + 0.05 * torch.rand(3, 6, 4, generator=g)
+    return hist, hist[:, -1:] + 0.01 * torch.arange(1, 3, dtype=torch.float32)[None, :, None]
+
+
+def hand_condition(window: torch.Tensor) -> torch.Tensor:
+    """The model input of 6 boxes, by hand: the last 5 boxes and their differences, (B, 5, 8)."""
+    return torch.cat([window[:, 1:], window[:, 1:] - window[:, :-1]], dim=-1)
+
+
 def test_rollout_loss_feeds_predictions_back(model):
     """K = 1 is the official loss; K = 2 adds the loss of a second step whose history ends with the first
     prediction, (pred, pred - b5), as the tracker rolls a lost track forward; gradients reach both steps."""
-    g = torch.Generator().manual_seed(3)
-    hist = 0.4 + 0.01 * torch.arange(6, dtype=torch.float32)[None, :, None] + 0.05 * torch.rand(3, 6, 4, generator=g)
-    targets = hist[:, -1:] + 0.01 * torch.arange(1, 3, dtype=torch.float32)[None, :, None]
-    cond = torch.cat([hist[:, 1:], hist[:, 1:] - hist[:, :-1]], dim=-1)
+    hist, targets = rollout_case(3)
+    cond = hand_condition(hist)
     with torch.no_grad():
         assert torch.allclose(model.rollout_loss(hist, None, targets[:, :1]), model.loss(cond, None, targets[:, 0]),
                               atol=1e-7)
         pred = model(cond)
-        window = torch.cat([hist[:, 1:], pred[:, None]], dim=1)
-        cond2 = torch.cat([window[:, 1:], window[:, 1:] - window[:, :-1]], dim=-1)
+        cond2 = hand_condition(torch.cat([hist[:, 1:], pred[:, None]], dim=1))
         assert torch.allclose(cond2[:, -1], torch.cat([pred, pred - hist[:, -1]], dim=-1))
         expected = (model.loss(cond, None, targets[:, 0]) + model.loss(cond2, None, targets[:, 1])) / 2
         assert torch.allclose(model.rollout_loss(hist, None, targets), expected, atol=1e-7)
@@ -179,9 +188,7 @@ def test_rollout_loss_feeds_predictions_back(model):
 def test_rollout_loss_detached_feedback(model):
     """``detach_feedback``: the same loss value; the gradient is that of the two one-step losses with the first
     prediction as a constant input (no path through step 1 into step 2), and differs from the full rollout's."""
-    g = torch.Generator().manual_seed(4)
-    hist = 0.4 + 0.01 * torch.arange(6, dtype=torch.float32)[None, :, None] + 0.05 * torch.rand(3, 6, 4, generator=g)
-    targets = hist[:, -1:] + 0.01 * torch.arange(1, 3, dtype=torch.float32)[None, :, None]
+    hist, targets = rollout_case(4)
     m = TrackSSM(backend="torch").eval()
     m.load_state_dict(model.state_dict())
     params = [p for p in m.parameters() if p.requires_grad]
@@ -192,11 +199,10 @@ def test_rollout_loss_detached_feedback(model):
 
     full, detached = m.rollout_loss(hist, None, targets), m.rollout_loss(hist, None, targets, detach_feedback=True)
     assert torch.allclose(full, detached, atol=1e-7)
-    cond = torch.cat([hist[:, 1:], hist[:, 1:] - hist[:, :-1]], dim=-1)
+    cond = hand_condition(hist)
     with torch.no_grad():
         pred = m(cond)
-    window = torch.cat([hist[:, 1:], pred[:, None]], dim=1)
-    cond2 = torch.cat([window[:, 1:], window[:, 1:] - window[:, :-1]], dim=-1)
+    cond2 = hand_condition(torch.cat([hist[:, 1:], pred[:, None]], dim=1))
     expected = grads((m.loss(cond, None, targets[:, 0]) + m.loss(cond2, None, targets[:, 1])) / 2)
     got = grads(m.rollout_loss(hist, None, targets, detach_feedback=True))
     assert torch.allclose(got, expected, atol=1e-6, rtol=1e-4)
@@ -245,10 +251,8 @@ def test_giou_loss_term(model):
     target)), in the one-step and in the rollout loss; the term has gradients."""
     from trackssm_lib.model.box_loss import generalized_iou
 
-    g = torch.Generator().manual_seed(5)
-    hist = 0.4 + 0.01 * torch.arange(6, dtype=torch.float32)[None, :, None] + 0.05 * torch.rand(3, 6, 4, generator=g)
-    cond = torch.cat([hist[:, 1:], hist[:, 1:] - hist[:, :-1]], dim=-1)
-    target = hist[:, -1] + 0.01
+    hist, targets = rollout_case(5)
+    cond, target = hand_condition(hist), targets[:, 0]
     with torch.no_grad():
         official = model.loss(cond, None, target)
         assert torch.equal(model.loss(cond, None, target, giou_weight=0.0), official)

@@ -82,7 +82,7 @@ def test_comparison_lost_timeout(tiny_export, tmp_path, monkeypatch):
     assert calls == [1.0, 0.5] and settings["lost_seconds"] == 0.5
     assert not any("reusing" in m for m in messages)
     with pytest.raises(ComparisonError, match="lost_seconds"):
-        compare_trackers(tiny_export, "test", trackers, detections=["gt"], out_dir=tmp_path, lost_seconds=0)
+        compare_trackers(tiny_export, "test", trackers, detections=["gt"], out_dir=tmp_path, lost_seconds=-1)
 
 
 def test_boxmot_baselines_in_comparison(tiny_export, tmp_path, needs_boxmot):

@@ -188,8 +188,8 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
 
     if not trackers:
         raise ComparisonError("no trackers to compare")
-    if not lost_seconds > 0:
-        raise ComparisonError(f"lost_seconds must be > 0, got {lost_seconds}")
+    if not lost_seconds >= 0:  # the association's rule (0: a track is dropped at its first miss); refuses NaN
+        raise ComparisonError(f"lost_seconds must be >= 0, got {lost_seconds}")
     names = [t["name"] for t in trackers]
     if len(set(names)) != len(names):
         raise ComparisonError(f"tracker names must be unique, got {names}")
