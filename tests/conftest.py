@@ -71,3 +71,19 @@ def no_boxmot(monkeypatch):
 def needs_boxmot():
     """Skip, with the reason, where the optional BoxMOT extra is not installed (``make test`` installs it)."""
     pytest.importorskip("boxmot.trackers", reason="optional extra boxmot not installed (make test installs it)")
+
+
+@pytest.fixture
+def assert_box_outputs_reset():
+    """``check(got, ref)``: every weight of ``ref`` is kept in ``got`` except the decoder heads' output layers
+    (``normal_bboxes``), which are zero: a start checkpoint of the other box coder."""
+    import torch
+
+    def check(got: dict, ref: dict) -> None:
+        for key, value in ref.items():
+            if ".normal_bboxes." in key:
+                assert torch.count_nonzero(got[key]) == 0, key
+            else:
+                assert torch.equal(got[key], value), key
+
+    return check
