@@ -337,22 +337,52 @@ def test_relative_box_coder():
         TrackSSM(box_coder="relative").output_sigmoid = True
 
 
-def test_relative_head_outputs_decode_against_hand_computation():
-    """Head i's box is decode_relative(head i-1's box, head i's raw output): recomputed by hand from the layers."""
+def constant_velocity_box(cond: torch.Tensor) -> torch.Tensor:
+    """By hand: the last centre moved by the last row's centre displacement, the last size."""
+    last = cond[:, -1]
+    return torch.stack([last[:, 0] + last[:, 4], last[:, 1] + last[:, 5], last[:, 2], last[:, 3]], dim=-1)
+
+
+@pytest.mark.parametrize("coder", ["relative", "velocity"])
+def test_relative_head_outputs_decode_against_hand_computation(coder):
+    """Head i's box is decode_relative(head i-1's box, head i's raw output), head 0 starting from the last box
+    (relative) or the constant-velocity box (velocity): recomputed by hand from the layers."""
     from trackssm_lib.model.decoder import decode_relative
 
     torch.manual_seed(1)
-    rel = TrackSSM(backend="torch", box_coder="relative").eval()
+    rel = TrackSSM(backend="torch", box_coder=coder).eval()
     absolute = TrackSSM(backend="torch").eval()
     absolute.load_state_dict(rel.state_dict())
     cond = make_condition(4)
     with torch.no_grad():
         flow = rel.flow_feature(cond)
-        box, state = cond[:, -1, :4], None
+        box, state = (cond[:, -1, :4] if coder == "relative" else constant_velocity_box(cond)), None
         for raw_head, got in zip(absolute.ssm_decoder.head_series, rel.forward_heads(cond)):
             raw, state = raw_head(box, flow, state)  # the same head's weights, its output taken as it is
             assert torch.allclose(got, decode_relative(box, raw), atol=1e-6)
             box = got
+
+
+def test_velocity_box_coder():
+    """box_coder=velocity: zeroed output layers predict constant velocity (every head); the progressive loss targets
+    start from that box, so a constant-velocity target costs nothing there and something for the relative coder."""
+    torch.manual_seed(3)
+    vel = TrackSSM(backend="torch", box_coder="velocity").eval()
+    rel = TrackSSM(backend="torch", box_coder="relative").eval()
+    assert {k: v.shape for k, v in vel.official_state_dict().items()} == official_shapes()
+    cond = make_condition(6)
+    cv = constant_velocity_box(cond)
+    assert not torch.allclose(cv, cond[:, -1, :4])
+    with torch.no_grad():
+        assert torch.equal(vel.start_box(cond), cv) and torch.equal(rel.start_box(cond), cond[:, -1, :4])
+        vel.ssm_decoder.zero_box_outputs()
+        rel.ssm_decoder.zero_box_outputs()
+        for head in vel.forward_heads(cond):
+            assert torch.equal(head, cv)
+        assert vel.loss(cond, None, cv, giou_weight=1.0).item() < 1e-6
+        assert rel.loss(cond, None, cv, giou_weight=1.0).item() > 1e-4
+    with pytest.raises(ValueError, match="cannot be combined with box_coder='velocity'"):
+        TrackSSM(box_coder="velocity", output_sigmoid=True)
 
 
 def test_box_coder_in_checkpoints(tmp_path, model, assert_box_outputs_reset):

@@ -206,10 +206,13 @@ def test_relative_box_coder_training(phase1, export_root, tmp_path, assert_box_o
     for key, value in state(Path(resumed["last_checkpoint"])).items():
         assert torch.equal(value, trained[key]), key
     assert load_config(PHASE2)["box_coder"] == "absolute"
-    with pytest.raises(ConfigError, match="'box_coder' must be one of absolute, relative, got 'delta'"):
+    with pytest.raises(ConfigError, match="'box_coder' must be one of absolute, relative, velocity, got 'delta'"):
         load_config(PHASE2, ["box_coder=delta"])
     with pytest.raises(ConfigError, match="'output_sigmoid' and 'box_coder'"):
         load_config(PHASE2, ["box_coder=relative", "output_sigmoid=true"])
+    assert load_config(PHASE2, ["box_coder=velocity"])["box_coder"] == "velocity"
+    with pytest.raises(ConfigError, match="set output_sigmoid=false with box_coder=velocity"):
+        load_config(PHASE2, ["box_coder=velocity", "output_sigmoid=true"])
 
 
 # ------------------------------------------------------------------------------------------------- errors

@@ -27,7 +27,8 @@ appended to the history as while a track is lost (``data.windows_to_rollout_samp
 those predictions back without gradient (each step learns to predict from the model's own history, without
 back-propagation through the earlier steps; the loss value is unchanged). ``giou_weight`` > 0 adds
 the scale-free ``1 - GIoU`` term of the official SportsMOT setting to every head (and every rollout step); phase 0
-always uses the official MOT17 loss. ``box_coder: relative`` trains the project's size-relative box output (see
+always uses the official MOT17 loss. ``box_coder: relative`` trains the project's size-relative box output, and
+``box_coder: velocity`` the same output started from the constant-velocity box (see
 :mod:`trackssm_lib.model.decoder`); a start checkpoint trained with the other coder keeps every weight but its
 heads' output layers, which start at zero.
 
@@ -123,7 +124,8 @@ DEFAULTS: dict[str, Any] = {
     "phase1_checkpoint": None,     # phase 2 start (None: <output_dir>/weights/phase1/phase1_decoder_best.pth)
     "num_classes": 7,
     "output_sigmoid": False,
-    "box_coder": "absolute",       # absolute (official) | relative (heads output size-relative box changes)
+    "box_coder": "absolute",       # absolute (official) | relative (heads output size-relative box changes) |
+                                   # velocity (relative, starting from the constant-velocity box)
     "backend": "auto",             # model backend: auto | torch | mamba_ssm
     "device": "auto",              # auto | cpu | cuda | cuda:N
     "amp": True,                   # torch.autocast mixed precision on CUDA (bf16 if supported, else fp16 + scaler)
@@ -213,9 +215,9 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
             raise ConfigError(f"config key {key!r} must be >= 1, got {cfg[key]!r}")
     if cfg["box_coder"] not in BOX_CODERS:
         raise ConfigError(f"config key 'box_coder' must be one of {', '.join(BOX_CODERS)}, got {cfg['box_coder']!r}")
-    if cfg["box_coder"] == "relative" and cfg["output_sigmoid"]:
+    if cfg["box_coder"] != "absolute" and cfg["output_sigmoid"]:
         raise ConfigError("config keys 'output_sigmoid' and 'box_coder': the sigmoid applies to absolute boxes only; "
-                          "set output_sigmoid=false with box_coder=relative")
+                          f"set output_sigmoid=false with box_coder={cfg['box_coder']}")
     if cfg["giou_weight"] is None or not (math.isfinite(cfg["giou_weight"]) and cfg["giou_weight"] >= 0):
         raise ConfigError(f"config key 'giou_weight' must be a finite number >= 0, got {cfg['giou_weight']!r}")
     if int(cfg["rollout_steps"]) + 5 > int(cfg["sequence_length"]):

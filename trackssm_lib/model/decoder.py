@@ -8,7 +8,10 @@ The next head starts from this head's detached box and state (official behaviour
 cx, cy, w, h). ``"relative"`` (a project option, same parameters): they are a change of the head's input box in
 units of its own size, as detectors encode boxes: ``cx + w*d0, cy + h*d1, w*exp(d2), h*exp(d3)``. Then one
 optimiser step means the same relative change for a box 1 % of the image wide as for one half the image wide,
-and a zero output layer predicts "the box stays where it is".
+and a zero output layer predicts "the box stays where it is". ``"velocity"`` (a project option, same parameters):
+the relative coder, with the cascade started from the constant-velocity box (the last centre moved by the last
+step's displacement, the last size) instead of the last box (see ``TrackSSM.start_box``): a zero output layer then
+predicts constant velocity, and the heads learn the corrections to it.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-BOX_CODERS = ("absolute", "relative")
+BOX_CODERS = ("absolute", "relative", "velocity")
 # largest log size change (either way) a relative head may apply in one step (the detectors' clamp, log(1000 / 16))
 MAX_LOG_SCALE = math.log(1000.0 / 16)
 
@@ -68,18 +71,18 @@ class FlowSSMHead(nn.Module):
         y = y * F.silu(z)
         y = self.norm2(y + self.linear2(F.relu(self.linear1(y))))
         out = self.normal_bboxes(y)
-        if self.box_coder == "relative":
+        if self.box_coder != "absolute":
             return decode_relative(box, out), new_state
         return (torch.sigmoid(out) if self.output_sigmoid else out), new_state
 
 
 def check_box_coder(box_coder: str, output_sigmoid: bool) -> None:
-    """Refuse an unknown coder, and the sigmoid with the relative coder (its outputs are not boxes)."""
+    """Refuse an unknown coder, and the sigmoid with a relative coder (its outputs are not boxes)."""
     if box_coder not in BOX_CODERS:
         raise ValueError(f"box_coder must be one of {BOX_CODERS}, got {box_coder!r}")
-    if box_coder == "relative" and output_sigmoid:
+    if box_coder != "absolute" and output_sigmoid:
         raise ValueError("output_sigmoid applies to absolute box outputs only; it cannot be combined with "
-                         "box_coder='relative'")
+                         f"box_coder={box_coder!r}")
 
 
 def decode_relative(box: Tensor, delta: Tensor) -> Tensor:
@@ -111,7 +114,7 @@ class FlowSSMDecoder(nn.Module):
             head.output_sigmoid = value
 
     def zero_box_outputs(self) -> None:
-        """Zero every head's output layer: with the relative coder the decoder then predicts the input box."""
+        """Zero every head's output layer: with a relative coder the decoder then predicts its start box."""
         with torch.no_grad():
             for head in self.head_series:
                 head.normal_bboxes.weight.zero_()

@@ -76,7 +76,8 @@ class TrackSSM(nn.Module):
     ([b1..b5 | b1-b0..b5-b4], cx cy w h) to the next box (B, 4), absolute and normalised (the last head's output).
     ``model.loss(condition, class_ids, target)`` is the official training loss. ``box_coder="relative"`` (a project
     option with the same parameters; see :mod:`trackssm_lib.model.decoder`) makes each head output a size-relative
-    change of its input box instead of the box; the default ``"absolute"`` is the official model.
+    change of its input box instead of the box, and ``"velocity"`` does the same from the constant-velocity box
+    (:meth:`start_box`); the default ``"absolute"`` is the official model.
     """
 
     def __init__(self, num_classes: int = 7, output_sigmoid: bool = False, backend: str = "auto",
@@ -114,7 +115,8 @@ class TrackSSM(nn.Module):
 
     @property
     def box_coder(self) -> str:
-        """``absolute`` (official: heads output the box) or ``relative`` (heads output a size-relative change)."""
+        """``absolute`` (official: heads output the box), ``relative`` (heads output a size-relative change) or
+        ``velocity`` (the same change, the cascade starting from the constant-velocity box)."""
         return str(self.config["box_coder"])
 
     @property
@@ -152,11 +154,20 @@ class TrackSSM(nn.Module):
             flow = flow + self.class_embedding(class_ids.to(device=flow.device, dtype=torch.long))
         return flow
 
+    def start_box(self, condition: Tensor) -> Tensor:
+        """The box the cascade starts from, (B, 4): the last history box (official), or with ``box_coder='velocity'``
+        the constant-velocity box (the last centre plus the last row's centre displacement, the last size)."""
+        last = condition[:, -1, : self.n_coords]
+        if self.box_coder != "velocity":
+            return last
+        moved = last[:, :2] + condition[:, -1, self.n_coords: self.n_coords + 2]
+        return torch.cat([moved, last[:, 2:]], dim=-1)
+
     def forward_heads(self, condition: Tensor, class_ids: Tensor | None = None) -> list[Tensor]:
-        """Every head's absolute box, [(B, 4)] * n_heads; the cascade starts from the last history box."""
+        """Every head's absolute box, [(B, 4)] * n_heads; the cascade starts from :meth:`start_box`."""
         condition = self._check_inputs(condition, class_ids)
         flow = self.flow_feature(condition, class_ids)
-        return self.ssm_decoder(condition[:, -1, : self.n_coords], flow)
+        return self.ssm_decoder(self.start_box(condition), flow)
 
     def forward(self, condition: Tensor, class_ids: Tensor | None = None) -> Tensor:
         """Predicted next box (B, 4): the last head's output."""
@@ -171,7 +182,7 @@ class TrackSSM(nn.Module):
         return self._heads_loss(self.forward_heads(condition, class_ids), condition, target, giou_weight)
 
     def _heads_loss(self, boxes: list[Tensor], condition: Tensor, target: Tensor, giou_weight: float = 0.0) -> Tensor:
-        x0 = condition[:, -1, : self.n_coords].to(boxes[0].dtype)
+        x0 = self.start_box(condition).to(boxes[0].dtype)
         target = target.to(boxes[0].dtype).reshape(x0.shape)
         step = (target - x0) / len(boxes)
         head_targets = [x0 + (i + 1) * step for i in range(len(boxes))]
