@@ -386,7 +386,7 @@ def test_velocity_box_coder():
 
 
 def test_box_coder_in_checkpoints(tmp_path, model, assert_box_outputs_reset):
-    """The coder travels in project checkpoints; weights of one coder are refused by a model of the other (the file
+    """The coder travels in project checkpoints; weights of one coder are refused by a model of another (the file
     is named) unless the output layers are explicitly reset; the official format refuses a relative model."""
     torch.manual_seed(2)
     rel = TrackSSM(backend="torch", box_coder="relative").eval()

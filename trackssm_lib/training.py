@@ -29,7 +29,7 @@ back-propagation through the earlier steps; the loss value is unchanged). ``giou
 the scale-free ``1 - GIoU`` term of the official SportsMOT setting to every head (and every rollout step); phase 0
 always uses the official MOT17 loss. ``box_coder: relative`` trains the project's size-relative box output, and
 ``box_coder: velocity`` the same output started from the constant-velocity box (see
-:mod:`trackssm_lib.model.decoder`); a start checkpoint trained with the other coder keeps every weight but its
+:mod:`trackssm_lib.model.decoder`); a start checkpoint trained with another coder keeps every weight but its
 heads' output layers, which start at zero.
 
 Learning-rate schedule (per optimiser step, the same factor for every group): linear warm-up from
