@@ -389,9 +389,9 @@ def _tqdm(iterable: Any, ctx: _Context, desc: str, total: int | None = None) -> 
                 disable=not (ctx.cfg["progress"] and ctx.dist.main))
 
 
-def _wrap(model: TrackSSM, ctx: _Context, rollout_steps: int = 1, giou_weight: float = 0.0,
-          rollout_detach: bool = False) -> nn.Module:
-    module = _LossModule(model, rollout_steps, giou_weight, rollout_detach)
+def _wrap(model: TrackSSM, ctx: _Context, **loss_options: Any) -> nn.Module:
+    """The model's loss (``loss_options``: :class:`_LossModule`'s keywords), in DDP when distributed."""
+    module = _LossModule(model, **loss_options)
     if ctx.dist.ddp:
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(module, device_ids=ids)
@@ -621,8 +621,8 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, decay_from, ratio))
         scaler = ctx.make_scaler()
-        loss_module = _wrap(model, ctx, int(cfg["rollout_steps"]), float(cfg["giou_weight"]),
-                            bool(cfg["rollout_detach"]))
+        loss_module = _wrap(model, ctx, rollout_steps=int(cfg["rollout_steps"]), giou_weight=float(cfg["giou_weight"]),
+                            rollout_detach=bool(cfg["rollout_detach"]))
 
         start_epoch, best, best_epoch, bad, history, stopped = 0, float("inf"), 0, 0, [], False
         if resume_state is not None:
