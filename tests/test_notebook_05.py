@@ -172,6 +172,6 @@ def test_evaluation_notebook(tiny_export, tmp_path):
     causes = {f"{c['tracker']}|{c['detections']}": c for c in fig["switch_causes"]}
     assert set(causes) == {k for k, v in fig["combined"].items() if v["status"] == "ok"}
     for key, c in causes.items():
-        assert c["swap"] + c["long_absence"] + c["track_lost"] == c["IDSW"] == fig["combined"][key]["IDSW"], key
+        assert c["swap"] + c["long_absence"] + c["missed"] + c["track_lost"] == c["IDSW"] == fig["combined"][key]["IDSW"], key
     assert sum(c["IDSW"] for c in causes.values()) > 0
     assert fig["sequence_plot"]["tracker"] == "trackssm-phase2" and fig["sequence_plot"]["switches"] >= 0

@@ -10,7 +10,7 @@ import pytest
 
 from trackssm_lib.constants import CLASS_NAMES
 from trackssm_lib.evaluation import evaluate, read_key_frames, read_seq_length
-from trackssm_lib.switch_analysis import find_switches, longest_absence, summarize_switches
+from trackssm_lib.switch_analysis import detected_frames, find_switches, longest_absence, summarize_switches
 
 
 def sequences(split: Path) -> list[Path]:
@@ -106,7 +106,8 @@ def test_new_id_on_a_continuous_object_is_a_lost_track(export_split, tmp_path):
     assert [(s.gt_id, s.previous_id, s.track_id, s.frame, s.cause) for s in switches] == \
         [(a, a, new_id, f, "track_lost")]
     summary = summarize_switches(switches)
-    assert summary["total"] == 1 and summary["by_cause"] == {"swap": 0, "long_absence": 0, "track_lost": 1}
+    assert summary["total"] == 1 and summary["by_cause"] == {"swap": 0, "long_absence": 0, "missed": 0,
+                                                             "track_lost": 1}
     assert Counter(s.class_name for s in switches) == Counter(idsw_per_class(export_split, results, tmp_path))
 
 
@@ -131,6 +132,56 @@ def test_absence_longer_than_the_timeout(export_split, tmp_path):
         [(a, new_id, int(k0), int(k2), int(gap.sum()), "long_absence")]
     assert [s.cause for s in find_switches(split, results, lost_seconds=2.0)] == ["track_lost"]
     assert Counter(s.class_name for s in switches) == Counter(idsw_per_class(split, results, tmp_path))
+
+
+def test_detected_frames():
+    """A detection of the object: its class, IoU >= 0.5 with its box (any score)."""
+    gt = np.array([[1, 7, 100, 100, 40, 20, 1, 0, 1, -1],
+                   [2, 7, 102, 100, 40, 20, 1, 0, 1, -1],
+                   [3, 7, 104, 100, 40, 20, 1, 0, 1, -1],
+                   [4, 7, 106, 100, 40, 20, 1, 0, 1, -1]], dtype=float)
+    dets = {1: np.array([[101, 101, 141, 121, 0.1, 0]]),  # the object (low score still counts)
+            2: np.array([[102, 100, 142, 120, 0.9, 4]]),  # same box, another class
+            3: np.array([[124, 100, 164, 120, 0.9, 0], [500, 500, 540, 520, 0.9, 0]]),  # IoU 400 / 1200 = 1/3
+            4: np.zeros((0, 6))}
+    assert detected_frames(gt, dets, 0).tolist() == [1]
+    dets[3] = np.array([[114, 100, 154, 120, 0.9, 0]])  # IoU 30 / 50 = 0.6
+    assert detected_frames(gt, dets, 0).tolist() == [1, 3]
+    assert detected_frames(gt, dets, 4).tolist() == [2]
+
+
+def _write_detections(folder: Path, split: Path, drop=None) -> Path:
+    """Every GT box as a detection file per sequence (the ``gt`` profile), minus the rows ``drop(seq, gt)`` marks."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for seq in sequences(split):
+        gt = read_gt(seq)
+        keep = ~drop(seq, gt) if drop is not None else np.ones(len(gt), dtype=bool)
+        (folder / f"{seq.name}.txt").write_text("".join(
+            f"{int(r[0])},-1,{r[2]:.3f},{r[3]:.3f},{r[4]:.3f},{r[5]:.3f},0.9,{int(r[7])}\n" for r in gt[keep]))
+    return folder
+
+
+@pytest.mark.parametrize("undetected, cause", [(17, "missed"), (12, "track_lost"), (0, "track_lost")])
+def test_missed_needs_a_detection_gap_longer_than_the_timeout(export_split, tmp_path, undetected, cause):
+    """A track that stops outputting an object at keyframe k0 and is replaced by a new id at k0 + 3 (18 frames
+    later, the object annotated throughout): with the detections given, ``missed`` when the object had no detection
+    for more than the 1 s timeout (12 frames), else ``track_lost``; without them always ``track_lost``."""
+    seq, a, k0, k3 = _continuous_object(export_split, span=3)
+    rows = read_gt(seq)
+    results = perfect_results(export_split, tmp_path / "res")
+    obj = rows[:, 1] == a
+    new_id = int(rows[:, 1].max()) + 1
+    rows[obj & (rows[:, 0] >= k3), 1] = new_id
+    write_rows(results / f"{seq.name}.txt", rows[~(obj & (rows[:, 0] > k0) & (rows[:, 0] < k3))])
+    dets = _write_detections(tmp_path / "dets", export_split, lambda s, gt: (
+        (s == seq) & (gt[:, 1] == a) & (gt[:, 0] > k0) & (gt[:, 0] <= k0 + undetected)))
+
+    found = find_switches(export_split, results, detections=dets)
+    assert [(s.gt_id, s.previous_id, s.track_id, s.previous_frame, s.frame, s.absent_frames, s.undetected_frames,
+             s.cause) for s in found] == [(a, a, new_id, k0, k3, 0, undetected, cause)]
+    assert [(s.cause, s.undetected_frames) for s in find_switches(export_split, results)] == [("track_lost", None)]
+    assert [s.cause for s in find_switches(export_split, results, detections="gt")] == ["track_lost"]
+    assert Counter(s.class_name for s in found) == Counter(idsw_per_class(export_split, results, tmp_path))
 
 
 def test_counts_equal_trackeval_on_tracker_output(export_split, tmp_path):

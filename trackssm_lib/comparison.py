@@ -262,8 +262,9 @@ def switch_cause_rows(data_dir: str | Path, split: str, rows: Iterable[Mapping[s
     """Identity switches of each run in ``rows`` (from :func:`compare_trackers` called with the same data, split,
     ``out_dir``, protocol and ``max_sequences``) split by cause, see :mod:`trackssm_lib.switch_analysis`.
 
-    One row per (tracker, detections) that ran: ``swap``, ``long_absence``, ``track_lost`` and ``IDSW`` (their sum,
-    TrackEval's count summed over the classes).
+    One row per (tracker, detections) that ran: ``swap``, ``long_absence``, ``missed``, ``track_lost`` and ``IDSW``
+    (their sum, TrackEval's count summed over the classes). ``missed`` is told apart with the detections and seed the
+    run recorded in its ``settings.json``.
     """
     from trackssm_lib.switch_analysis import find_switches, summarize_switches
 
@@ -273,9 +274,12 @@ def switch_cause_rows(data_dir: str | Path, split: str, rows: Iterable[Mapping[s
     for r in combined_rows(rows):
         if r["status"] != "ok":
             continue
-        results = run_folder(out_dir, r["tracker"], r["detections"]) / "results"
-        summary = summarize_switches(find_switches(root / split, results, protocol=protocol,
-                                                   lost_seconds=lost_seconds))
+        run_dir = run_folder(out_dir, r["tracker"], r["detections"])
+        settings = json.loads((run_dir / "settings.json").read_text())["settings"]
+        detections = settings["detections_dir"] or settings["detections"]
+        summary = summarize_switches(find_switches(root / split, run_dir / "results", protocol=protocol,
+                                                   lost_seconds=lost_seconds, detections=detections,
+                                                   seed=int(settings["seed"])))
         out.append({"tracker": r["tracker"], "detections": r["detections"], **summary["by_cause"],
                     "IDSW": summary["total"]})
     return out

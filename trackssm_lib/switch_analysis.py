@@ -13,10 +13,16 @@ tests check this), and records each switch with its sequence, class, frames and 
     otherwise, if the object was not annotated in this camera (out of view, fully occluded) for more than the lost
     timeout in one stretch between its previous match and the switch: an IoU tracker that drops lost tracks after
     ``lost_seconds`` cannot keep this id, whatever its motion model;
+``missed`` (only when the detections the tracker ran on are given)
+    otherwise, if the object had no detection for longer than the lost timeout in one stretch between its previous
+    match and the switch (a detection of the object: one of its class with IoU >= 0.5 with its GT box, any score;
+    frames where it is unannotated count as undetected): the track ran out of time before the detector saw the
+    object again, whatever the motion model;
 ``track_lost``
-    otherwise: the old track stopped while the object stayed in view (or left it for at most the timeout); its
-    detections were missed, or its predictions no longer overlapped the object when it was detected again. This is
-    the cause a better motion model can remove.
+    otherwise: the old track stopped while the object stayed in view (or left it for at most the timeout) and, when
+    the detections are given, while it was detected again within the timeout: its predictions no longer overlapped
+    the object's detections (or another track took them). This is the cause a better motion model can remove.
+    Without the detections it also holds the ``missed`` switches.
 
 The timeout is ``round(lost_seconds x frameRate)`` frames, as in the trackers (official: 1 s).
 """
@@ -30,18 +36,21 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from trackssm_lib.constants import CLASS_NAMES
+from trackssm_lib.boxes import paired_iou
+from trackssm_lib.constants import CLASS_IDS, CLASS_NAMES
 from trackssm_lib.data import read_seqinfo
+from trackssm_lib.detections import load_detections
 from trackssm_lib.evaluation import IOU_THRESHOLD, Sequence, dataset_class, load_project_sequences
 
-CAUSES: tuple[str, ...] = ("swap", "long_absence", "track_lost")
+CAUSES: tuple[str, ...] = ("swap", "long_absence", "missed", "track_lost")
 _EPS = np.finfo("float").eps
 
 
 @dataclass(frozen=True)
 class Switch:
     """One identity switch: the GT object ``gt_id`` moved from ``previous_id`` (last matched at ``previous_frame``)
-    to ``track_id`` at ``frame``; ``absent_frames`` is its longest unannotated stretch in between."""
+    to ``track_id`` at ``frame``; ``absent_frames`` is its longest unannotated stretch in between and
+    ``undetected_frames`` its longest stretch without a detection (None when no detections were given)."""
 
     sequence: str
     class_name: str
@@ -52,6 +61,7 @@ class Switch:
     previous_frame: int
     absent_frames: int
     cause: str
+    undetected_frames: int | None = None
 
 
 def clear_switch_events(data: dict[str, Any], threshold: float = IOU_THRESHOLD) -> list[tuple[int, int, int, int, int]]:
@@ -94,29 +104,56 @@ def longest_absence(gt_frames: np.ndarray, start: int, end: int) -> int:
     return int(np.max(np.diff(edges)) - 1)
 
 
+def detected_frames(gt_rows: np.ndarray, detections: dict[int, np.ndarray], class_id: int) -> np.ndarray:
+    """Frames of one object's GT rows (MOT columns) on which a detection of ``class_id`` overlaps its box with
+    IoU >= 0.5 (any score)."""
+    hits = []
+    for row in gt_rows:
+        frame = int(row[0])
+        dets = detections.get(frame)
+        if dets is None or not len(dets):
+            continue
+        dets = dets[dets[:, 5] == class_id]
+        if not len(dets):
+            continue
+        box = np.array([[row[2], row[3], row[2] + row[4], row[3] + row[5]]])
+        if paired_iou(np.repeat(box, len(dets), axis=0), dets[:, :4]).max() >= IOU_THRESHOLD - _EPS:
+            hits.append(frame)
+    return np.asarray(hits, dtype=np.int64)
+
+
 def _classify(seq: Sequence, cls: str, event: tuple[int, int, int, int, int], gt_ids_orig: np.ndarray,
-              tr_ids_orig: np.ndarray, lost_frames: int) -> Switch:
+              tr_ids_orig: np.ndarray, lost_frames: int, detections: dict[int, np.ndarray] | None) -> Switch:
     t, g, before, now, pt = event
     frame, prev_frame = int(seq.timesteps[t]), int(seq.timesteps[pt])
     gt_id, old_id, new_id = int(gt_ids_orig[g]), int(tr_ids_orig[before]), int(tr_ids_orig[now])
     gt, res = seq.gt, seq.results
-    mine = gt[(gt[:, 1] == gt_id) & (gt[:, 6] != 0), 0].astype(np.int64)
-    absent = longest_absence(mine, prev_frame, frame)
+    rows = gt[(gt[:, 1] == gt_id) & (gt[:, 6] != 0)]
+    absent = longest_absence(rows[:, 0].astype(np.int64), prev_frame, frame)
+    undetected = None
+    if detections is not None:
+        between = rows[(rows[:, 0] > prev_frame) & (rows[:, 0] < frame)]
+        undetected = longest_absence(detected_frames(between, detections, CLASS_IDS[cls]), prev_frame, frame)
     if np.any((res[:, 0] == frame) & (res[:, 1] == old_id)):
         cause = "swap"
     elif absent > lost_frames:
         cause = "long_absence"
+    elif undetected is not None and undetected > lost_frames:
+        cause = "missed"
     else:
         cause = "track_lost"
-    return Switch(seq.name, cls, frame, gt_id, old_id, new_id, prev_frame, absent, cause)
+    return Switch(seq.name, cls, frame, gt_id, old_id, new_id, prev_frame, absent, cause, undetected)
 
 
 def find_switches(gt_dir: str | Path, results_dir: str | Path, protocol: str = "keyframes",
-                  lost_seconds: float = 1.0) -> list[Switch]:
+                  lost_seconds: float = 1.0, detections: str | Path | None = None, seed: int = 0,
+                  detection_config: dict[str, Any] | None = None) -> list[Switch]:
     """Every identity switch TrackEval counts for the results in ``results_dir`` (7-class path), with its cause.
 
     Missing result files are empty predictions (no switches). The lost timeout ``lost_seconds`` only decides
-    between ``long_absence`` and ``track_lost``.
+    between ``long_absence``, ``missed`` and ``track_lost``. ``detections`` (``'gt'``, ``'noisy'`` with ``seed`` and
+    ``detection_config``, or a folder, as given to the tracker) enables the ``missed`` cause; without it those
+    switches are ``track_lost``.
     """
     sequences, _ = load_project_sequences(gt_dir, results_dir, protocol)
     dataset = dataset_class()(sequences)
@@ -126,11 +163,13 @@ def find_switches(gt_dir: str | Path, results_dir: str | Path, protocol: str = "
             continue
         lost_frames = int(round(lost_seconds * float(read_seqinfo(seq.path).get("frameRate", 12))))
         raw = dataset.get_raw_seq_data("tracker", seq.name)
+        dets = None if detections is None else load_detections(detections, seq.path, seed=seed,
+                                                                config=detection_config)
         for cls in CLASS_NAMES:
             data = dataset.get_preprocessed_seq_data(raw, cls)
             for event in clear_switch_events(data):
                 switches.append(_classify(seq, cls, event, data["gt_ids_original"], data["tracker_ids_original"],
-                                          lost_frames))
+                                          lost_frames, dets))
     return switches
 
 
@@ -149,5 +188,5 @@ def switches_as_rows(switches: list[Switch]) -> list[dict[str, Any]]:
     return [asdict(s) for s in switches]
 
 
-__all__ = ["CAUSES", "Switch", "clear_switch_events", "find_switches", "longest_absence", "summarize_switches",
-           "switches_as_rows"]
+__all__ = ["CAUSES", "Switch", "clear_switch_events", "detected_frames", "find_switches", "longest_absence",
+           "summarize_switches", "switches_as_rows"]
