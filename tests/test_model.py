@@ -420,6 +420,45 @@ def official_file(tmp_path, sd, name="official.pt"):
     return path
 
 
+def test_delta_gain_is_a_reparametrisation(tmp_path, model):
+    """set_delta_gain keeps the function, the state dict and the checkpoints; the embedding holds the displacement
+    rows divided by the gain, and one Adam step moves their ordinary weights gain times further."""
+    cond, ids = make_condition(8), torch.tensor([0, 1, 2, 3, 4, 5, 6, 0])
+    plain_sd = model.state_dict()
+    gained = TrackSSM(backend="torch").set_delta_gain(50.0).eval()
+    gained.load_state_dict(plain_sd)
+    emb = "encoder.mamba_net.embedding.weight"
+    held = gained.encoder.mamba_net.embedding.weight.detach()
+    assert torch.allclose(held[:4], plain_sd[emb][:4]) and torch.allclose(held[4:] * 50, plain_sd[emb][4:])
+    with torch.no_grad():
+        assert torch.allclose(gained(cond, ids), model(cond, ids), atol=1e-6)
+    for key, value in gained.state_dict().items():
+        assert torch.allclose(value, plain_sd[key], rtol=1e-6, atol=1e-9), key
+    path = save_checkpoint(tmp_path / "gained.pt", gained)
+    reloaded = load_checkpoint(path).eval()
+    with torch.no_grad():
+        assert torch.allclose(reloaded(cond, ids), model(cond, ids), atol=1e-6)
+    target = cond[:, -1, :4] + cond[:, -1, 4:]
+
+    def first_adam_step(m: TrackSSM) -> torch.Tensor:
+        before = m.state_dict()[emb].clone()
+        opt = torch.optim.Adam(m.parameters(), lr=1e-4)
+        m.train()
+        m.loss(cond, ids, target).backward()
+        opt.step()
+        return (m.state_dict()[emb] - before).abs()
+
+    fresh = TrackSSM(backend="torch")
+    fresh.load_state_dict(plain_sd)
+    moved_plain, moved_gained = first_adam_step(fresh), first_adam_step(gained)
+    ratio = moved_gained.sum(1) / moved_plain.sum(1)
+    assert torch.allclose(ratio[:4], torch.ones(4), rtol=0.05) and torch.allclose(ratio[4:], torch.full((4,), 50.0),
+                                                                                   rtol=0.05), ratio
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="input gain must be 8 finite numbers > 0"):
+            TrackSSM(backend="torch").set_delta_gain(bad)
+
+
 def test_official_checkpoint_round_trip(tmp_path, model):
     cond = make_condition(5)
     path = official_file(tmp_path, model.official_state_dict())

@@ -181,6 +181,32 @@ def test_giou_training(phase1, export_root, tmp_path):
             load_config(PHASE2, [f"giou_weight={bad}"])
 
 
+def test_delta_gain_training(phase1, export_root, tmp_path):
+    """delta_gain is a reparametrisation: at zero learning rates it scores exactly as without it and saves the same
+    weights; trained, it takes other steps. Bad values are refused by name."""
+    out1, _ = phase1
+    best1 = out1 / "weights" / "phase1" / "phase1_decoder_best.pth"
+    args = ["epochs=1", "encoder_lr=0", "decoder_lr=0", f"phase1_checkpoint={best1}"]
+    plain = run(PHASE2, export_root, tmp_path / "plain", *args)
+    gained = run(PHASE2, export_root, tmp_path / "gained", *args, "delta_gain=100")
+    assert gained["best_val_loss"] == pytest.approx(plain["best_val_loss"], rel=1e-5)
+    best = "weights/phase2/phase2_full_best.pth"
+    plain_w, gained_w = state(tmp_path / "plain" / best), state(tmp_path / "gained" / best)
+    for key, value in plain_w.items():
+        assert torch.allclose(gained_w[key], value, rtol=1e-5, atol=1e-8), key
+    trained = [a for a in args if not a.endswith("_lr=0")]
+    run(PHASE2, export_root, tmp_path / "plain_t", *trained)
+    run(PHASE2, export_root, tmp_path / "gained_t", *trained, "delta_gain=100")
+    emb = "encoder.mamba_net.embedding.weight"
+    moved = {name: (state(tmp_path / name / best)[emb] - plain_w[emb]).abs()[4:].sum()
+             for name in ("plain_t", "gained_t")}
+    assert moved["gained_t"] > 10 * moved["plain_t"] > 0
+    assert load_config(PHASE2)["delta_gain"] == 1.0
+    for bad in ("0", "-2", ".nan", "null"):
+        with pytest.raises(ConfigError, match="'delta_gain' must be a finite number > 0"):
+            load_config(PHASE2, [f"delta_gain={bad}"])
+
+
 def test_relative_box_coder_training(phase1, export_root, tmp_path, assert_box_outputs_reset):
     """box_coder=relative from an absolute-coder start keeps every weight but the heads' output layers, which start
     at zero (said in the summary); it trains, writes the coder into its checkpoints and resumes; bad values are

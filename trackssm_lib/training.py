@@ -30,7 +30,8 @@ the scale-free ``1 - GIoU`` term of the official SportsMOT setting to every head
 always uses the official MOT17 loss. ``box_coder: relative`` trains the project's size-relative box output, and
 ``box_coder: velocity`` the same output started from the constant-velocity box (see
 :mod:`trackssm_lib.model.decoder`); a start checkpoint trained with another coder keeps every weight but its
-heads' output layers, which start at zero.
+heads' output layers, which start at zero. ``delta_gain`` G > 1 trains the encoder's embedding of the 4 displacement
+inputs G times faster (``TrackSSM.set_delta_gain``, a reparametrisation: checkpoints hold the ordinary weights).
 
 Learning-rate schedule (per optimiser step, the same factor for every group): linear warm-up from
 ``1/warmup_steps`` to 1 over the first ``warmup_epochs`` epochs, a plateau at 1 until ``decay_start`` x
@@ -114,6 +115,7 @@ DEFAULTS: dict[str, Any] = {
     "rollout_steps": 1,            # steps of the rollout loss (1: the official one-step loss)
     "rollout_detach": False,       # rollout loss: feed predictions back without gradient (no backprop through steps)
     "giou_weight": 0.0,            # weight of the 1 - GIoU term per head (0: the official MOT17 loss; SportsMOT: 1)
+    "delta_gain": 1.0,             # Adam moves the encoder's displacement-input weights this many times faster
     "init_checkpoint": None,       # phase 0, option 1: official/project checkpoint
     "mot17_root": None,            # phase 0, option 2: MOTChallenge GT folder
     "mot17_frame_step": 1,
@@ -218,6 +220,8 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
     if cfg["box_coder"] != "absolute" and cfg["output_sigmoid"]:
         raise ConfigError("config keys 'output_sigmoid' and 'box_coder': the sigmoid applies to absolute boxes only; "
                           f"set output_sigmoid=false with box_coder={cfg['box_coder']}")
+    if cfg["delta_gain"] is None or not (math.isfinite(cfg["delta_gain"]) and cfg["delta_gain"] > 0):
+        raise ConfigError(f"config key 'delta_gain' must be a finite number > 0, got {cfg['delta_gain']!r}")
     if cfg["giou_weight"] is None or not (math.isfinite(cfg["giou_weight"]) and cfg["giou_weight"] >= 0):
         raise ConfigError(f"config key 'giou_weight' must be a finite number >= 0, got {cfg['giou_weight']!r}")
     if int(cfg["rollout_steps"]) + 5 > int(cfg["sequence_length"]):
@@ -581,6 +585,7 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
         seed_everything(int(cfg["seed"]))
         model = TrackSSM(num_classes=int(cfg["num_classes"]), output_sigmoid=bool(cfg["output_sigmoid"]),
                          backend=str(cfg["backend"]), box_coder=str(cfg["box_coder"]))
+        model.set_delta_gain(float(cfg["delta_gain"]))  # before any weights are loaded (they arrive unfolded)
         start_source = None
         resume_state: dict[str, Any] | None = None
         if resume:

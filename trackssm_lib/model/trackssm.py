@@ -8,7 +8,7 @@ computes exactly the official function whatever the class ids.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,25 @@ class MambaNet(nn.Module):
         self.layers = nn.ModuleList(MambaBlock(d_model, norm_eps=norm_eps, **mixer_kwargs) for _ in range(n_layers))
         self.norm_f = RMSNorm(d_model, eps=norm_eps)
         self._init_official(n_layers)
+        # per-column input gains (set_input_gain): a training reparametrisation, never saved
+        self.register_buffer("input_gain", torch.ones(d_input), persistent=False)
+        self._gained = False
+        self.register_state_dict_post_hook(_fold_input_gain)
+        self.register_load_state_dict_pre_hook(_unfold_input_gain)
+
+    def set_input_gain(self, gain: Sequence[float] | Tensor) -> None:
+        """Feed column j of the input as ``gain[j] x`` it and hold embedding row j as ``1 / gain[j]`` times its value:
+        the model computes the same function, but Adam, which moves every parameter by about the learning rate,
+        changes row j ``gain[j]`` times faster. ``state_dict`` and ``load_state_dict`` always use the ordinary
+        weights (gain folded in), so checkpoints do not depend on the gain."""
+        new = torch.as_tensor(gain, dtype=self.input_gain.dtype, device=self.input_gain.device).reshape(-1)
+        if new.shape != self.input_gain.shape or not bool(torch.all(torch.isfinite(new) & (new > 0))):
+            raise ValueError(f"input gain must be {self.input_gain.numel()} finite numbers > 0, got {gain}")
+        with torch.no_grad():
+            weight = self.embedding.weight
+            weight.copy_(weight * (self.input_gain / new).to(weight.dtype)[:, None])
+            self.input_gain.copy_(new)
+        self._gained = bool(torch.any(new != 1))
 
     def _init_official(self, n_layers: int) -> None:
         """mamba-ssm's MixerModel init: embedding N(0, 0.02), Linear biases 0 (not dt_proj), out_proj / sqrt(L)."""
@@ -48,6 +67,8 @@ class MambaNet(nn.Module):
 
     def forward(self, condition: Tensor) -> Tensor:
         """(B, L, 8) -> (B, d_model): normalised feature of the last step."""
+        if self._gained:
+            condition = condition * self.input_gain.to(condition.dtype)
         hidden = torch.matmul(condition, self.embedding.weight)
         residual: Tensor | None = None
         last = len(self.layers) - 1
@@ -56,6 +77,20 @@ class MambaNet(nn.Module):
             hidden, residual = layer(hidden, residual, last_only=(i == last))
         residual = hidden + residual[:, -1:]
         return self.norm_f(residual)[:, 0]
+
+
+def _fold_input_gain(module: MambaNet, state: dict[str, Tensor], prefix: str, _meta: Any) -> None:
+    """state_dict hook: the ordinary embedding weights (row j times ``input_gain[j]``)."""
+    key = prefix + "embedding.weight"
+    if module._gained and key in state:
+        state[key] = state[key] * module.input_gain.to(state[key].device, state[key].dtype)[:, None]
+
+
+def _unfold_input_gain(module: MambaNet, state: dict[str, Tensor], prefix: str, *_: Any) -> None:
+    """load_state_dict pre-hook: ordinary embedding weights -> the gained parametrisation."""
+    key = prefix + "embedding.weight"
+    if module._gained and key in state:
+        state[key] = state[key] / module.input_gain.to(state[key].device, state[key].dtype)[:, None]
 
 
 class Encoder(nn.Module):
@@ -129,6 +164,14 @@ class TrackSSM(nn.Module):
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         for layer in self.encoder.mamba_net.layers:
             layer.mixer.backend = backend
+        return self
+
+    def set_delta_gain(self, gain: float) -> "TrackSSM":
+        """Train the encoder's embedding rows of the 4 displacement columns ``gain`` times faster under Adam
+        (:meth:`MambaNet.set_input_gain`; the function and the checkpoints stay the same). Those inputs are about
+        1e-3 of the image per frame at 12 Hz, hundreds of times smaller than the positions, so at fine-tuning
+        learning rates their weights barely grow and the encoder hardly sees the displacements."""
+        self.encoder.mamba_net.set_input_gain([1.0] * self.n_coords + [float(gain)] * self.n_coords)
         return self
 
     def official_state_dict(self) -> dict[str, Tensor]:
