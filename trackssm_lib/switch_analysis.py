@@ -30,8 +30,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -123,7 +124,8 @@ def detected_frames(gt_rows: np.ndarray, detections: dict[int, np.ndarray], clas
 
 
 def _classify(seq: Sequence, cls: str, event: tuple[int, int, int, int, int], gt_ids_orig: np.ndarray,
-              tr_ids_orig: np.ndarray, lost_frames: int, detections: dict[int, np.ndarray] | None) -> Switch:
+              tr_ids_orig: np.ndarray, lost_frames: int,
+              detections: Callable[[], dict[int, np.ndarray]] | None) -> Switch:
     t, g, before, now, pt = event
     frame, prev_frame = int(seq.timesteps[t]), int(seq.timesteps[pt])
     gt_id, old_id, new_id = int(gt_ids_orig[g]), int(tr_ids_orig[before]), int(tr_ids_orig[now])
@@ -133,7 +135,7 @@ def _classify(seq: Sequence, cls: str, event: tuple[int, int, int, int, int], gt
     undetected = None
     if detections is not None:
         between = rows[(rows[:, 0] > prev_frame) & (rows[:, 0] < frame)]
-        undetected = longest_absence(detected_frames(between, detections, CLASS_IDS[cls]), prev_frame, frame)
+        undetected = longest_absence(detected_frames(between, detections(), CLASS_IDS[cls]), prev_frame, frame)
     if np.any((res[:, 0] == frame) & (res[:, 1] == old_id)):
         cause = "swap"
     elif absent > lost_frames:
@@ -163,8 +165,9 @@ def find_switches(gt_dir: str | Path, results_dir: str | Path, protocol: str = "
             continue
         lost_frames = int(round(lost_seconds * float(read_seqinfo(seq.path).get("frameRate", 12))))
         raw = dataset.get_raw_seq_data("tracker", seq.name)
-        dets = None if detections is None else load_detections(detections, seq.path, seed=seed,
-                                                                config=detection_config)
+        # read (or generated) once per sequence, and only when it has a switch
+        dets = None if detections is None else cache(lambda path=seq.path: load_detections(
+            detections, path, seed=seed, config=detection_config))
         for cls in CLASS_NAMES:
             data = dataset.get_preprocessed_seq_data(raw, cls)
             for event in clear_switch_events(data):
