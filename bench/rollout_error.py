@@ -5,7 +5,7 @@
 
 While a track has no detection the tracker predicts it frame after frame from its own earlier predictions
 (:func:`trackssm_lib.model_eval.rollout`). On runs of 6 + ``steps`` consecutive ground-truth boxes of the split
-(a seeded random subset of ``--max-runs``), this prints the mean IoU and centre error (pixels) after 1, 2, 3, 6
+(H + 1 + ``steps`` when a checkpoint was trained with a longer ``history`` H; a seeded random subset of ``--max-runs``), this prints the mean IoU and centre error (pixels) after 1, 2, 3, 6
 and 12 frames (those up to ``steps``) for each checkpoint and for constant velocity, and writes every step to
 ``--out``.
 """
@@ -22,7 +22,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from trackssm_lib.fileio import write_json_atomic  # noqa: E402
-from trackssm_lib.model_eval import CONSTANT_VELOCITY, load_model, rollout_box_error, split_samples  # noqa: E402
+from trackssm_lib.model_eval import (  # noqa: E402
+    CONSTANT_VELOCITY, load_model, rollout_box_error, sample_length, split_samples)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,15 +44,16 @@ def main(argv: list[str] | None = None) -> int:
         if not name or not path:
             p.error(f"--checkpoint wants NAME=PATH, got {spec!r}")
         models[name] = load_model(path)
-    runs = split_samples(args.data, args.split, length=6 + args.steps)
+    length = sample_length(models.values()) - 1 + args.steps  # 6 + steps for the official 5-box history
+    runs = split_samples(args.data, args.split, length=length)
     n = len(runs["class_ids"])
     if n == 0:
-        p.error(f"no runs of {6 + args.steps} consecutive boxes in split {args.split!r}")
+        p.error(f"no runs of {length} consecutive boxes in split {args.split!r}")
     pick = np.sort(np.random.default_rng(args.seed).choice(n, min(n, args.max_runs), replace=False))
     runs = {k: (v[pick] if isinstance(v, np.ndarray) else v) for k, v in runs.items()}
     rows = rollout_box_error(runs, models, args.steps)
     shown = [s for s in (1, 2, 3, 6, 12) if s <= args.steps]
-    print(f"{len(pick)} runs of {6 + args.steps} boxes ({args.split}); mean IoU / centre error (px) after k frames")
+    print(f"{len(pick)} runs of {length} boxes ({args.split}); mean IoU / centre error (px) after k frames")
     print(f"{'model':<22}" + "".join(f"{f'k={s}':>16}" for s in shown))
     for name in models:
         cells = {r["step"]: r for r in rows if r["model"] == name}

@@ -288,3 +288,73 @@ def test_rollout_samples():
                                                                                 atol=0.02)
     with pytest.raises(ValueError, match="8 rollout steps need 13 history frames"):
         windows_to_rollout_samples(batch, 8)
+
+
+def test_longer_history_samples(export_root):
+    """history = 10: conditions of 10 rows from 11 history boxes, exactly the runs of 12 consecutive boxes; windows
+    only where such a run ends; the rollout samples hold 11 input boxes."""
+    seqs = load_split(export_root, default_splits(export_root)[0])
+    ds = WindowDataset(seqs, sequence_length=20, num_queries=300, history=10)
+    batch = collate_windows([ds[i] for i in range(len(ds))])
+    s = windows_to_samples(batch, history=10)
+    boxes12, cls = sequences_to_samples(seqs, length=12)
+    assert s["condition"].shape[1:] == (10, 8) and len(s["target"]) == len(boxes12) > 0
+    assert len(ds) < len(WindowDataset(seqs, sequence_length=20, num_queries=300))
+    want = np.sort(build_condition(boxes12)[0].reshape(len(boxes12), -1), axis=0)
+    got = np.sort(s["condition"].numpy().reshape(len(boxes12), -1), axis=0)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    roll = windows_to_rollout_samples(batch, 3, history=10)
+    assert roll["history"].shape[1:] == (11, 4) and roll["targets"].shape[1:] == (3, 4)
+    with pytest.raises(ValueError, match="a history of 10 boxes needs 11"):
+        WindowDataset(seqs, sequence_length=10, history=10)
+    with pytest.raises(ValueError, match="history must be >= 1"):
+        WindowDataset(seqs, history=0)
+
+
+def test_young_track_condition_matches_the_tracker():
+    """A history cut to m rows is what TrackSSMTracker builds for a track seen m times: the newest m rows, padded at
+    the end with the newest, the first row's displacement zero; m >= H changes nothing."""
+    from trackssm_lib.data import young_track_condition
+    from trackssm_lib.trackers import TrackSSMTracker
+
+    class Model:
+        history = 5
+
+    boxes = np.array([[100 + 7 * k, 200 + 3 * k, 40 + k, 80 + 2 * k] for k in range(4)], dtype=np.float64)
+    trk = TrackSSMTracker(Model(), frame_rate=12, image_size=(1000, 500), new_track_thresh=0.7)
+    xyxy = np.c_[boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2]
+    track = type("T", (), {"box": xyxy[0], "extra": {}, "predicted": False})()
+    trk.init_motion(track)
+    for k in (1, 2):  # each frame: a prediction is appended, then the matched detection overwrites it
+        trk.apply_predictions([track], np.array([[0.3, 0.3, 0.1, 0.1]]))
+        trk.correct(track, xyxy[k])
+    assert len(track.motion) == 3
+    want = trk.build_conditions([track])[0]
+    full = np.r_[boxes[:1] - [[5, 0, 0, 0]], boxes[:1] - [[3, 1, 0, 0]], boxes[:1] - [[1, 0, 0, 0]], boxes[:3]]
+    norm = np.array([1000, 500, 1000, 500], dtype=np.float64)
+    cond = build_condition(torch.from_numpy(np.r_[full / norm, [[0.5, 0.5, 0.1, 0.1]]][None]).float())[0]
+    got = young_track_condition(cond, torch.tensor([3]))[0].numpy()
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert torch.equal(young_track_condition(cond, torch.tensor([5])), cond)
+    one = young_track_condition(cond, torch.tensor([1]))[0].numpy()
+    np.testing.assert_allclose(one, np.tile(np.r_[boxes[2] / norm, [0, 0, 0, 0]], (5, 1)), atol=1e-6)
+
+
+def test_short_history_augmentation_is_seeded_and_training_only():
+    seq = toy_sequence()
+    kw = dict(sequence_length=12, flip_prob=0.0, jitter=0.0, seed=3)
+    plain = WindowDataset([seq], train=True, **kw)
+    young = WindowDataset([seq], train=True, short_history_prob=1.0, **kw)
+    items = [young[i] for i in range(len(young))]
+    assert all(((it["rows_kept"] >= 1) & (it["rows_kept"] <= 4)).all() for it in items)
+    batch = collate_windows(items)
+    again = collate_windows([young[i] for i in range(len(young))])
+    assert torch.equal(batch["rows_kept"], again["rows_kept"])
+    base = collate_windows([plain[i] for i in range(len(plain))])
+    s, s0 = windows_to_samples(batch), windows_to_samples(base)
+    assert torch.equal(s["target"], s0["target"]) and not torch.equal(s["condition"], s0["condition"])
+    val = WindowDataset([seq], train=False, short_history_prob=1.0, **kw)
+    assert torch.equal(windows_to_samples(collate_windows([val[i] for i in range(len(val))]))["condition"],
+                       s0["condition"])
+    with pytest.raises(ValueError, match="short_history_prob must lie in"):
+        WindowDataset([seq], short_history_prob=1.5)

@@ -385,6 +385,28 @@ def test_velocity_box_coder():
         TrackSSM(box_coder="velocity", output_sigmoid=True)
 
 
+def test_history_travels_in_checkpoints(tmp_path):
+    """``history`` is stored with project checkpoints (official files and older ones: 5); the parameters do not
+    depend on it, so the same weights load into a model of another history; bad values are refused."""
+    torch.manual_seed(3)
+    h10 = TrackSSM(backend="torch", history=10).eval()
+    assert h10.history == 10 and TrackSSM().history == 5
+    path = save_checkpoint(tmp_path / "h10.pth", h10)
+    loaded = load_checkpoint(path, backend="torch").eval()
+    assert loaded.history == 10
+    cond = make_condition(3)
+    with torch.no_grad():
+        assert torch.equal(loaded(cond), h10(cond))
+    assert load_checkpoint(path, TrackSSM(backend="torch")).history == 5
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="history must be an integer >= 1"):
+            TrackSSM(history=bad)
+    with pytest.raises(CheckpointError, match=r"official\.pt: .* history=10"):
+        save_official_checkpoint(tmp_path / "official.pt", h10)
+    with pytest.raises(ValueError, match=r"rollout_loss wants history \(B, 11, 4\)"):
+        h10.rollout_loss(torch.rand(2, 6, 4), None, torch.rand(2, 3, 4))
+
+
 def test_box_coder_in_checkpoints(tmp_path, model, assert_box_outputs_reset):
     """The coder travels in project checkpoints; weights of one coder are refused by a model of another (the file
     is named) unless the output layers are explicitly reset; the official format refuses a relative model."""

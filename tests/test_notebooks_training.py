@@ -162,11 +162,37 @@ def test_model_prediction_matches_predict(tiny_export):
     model = TrackSSM(backend="torch")
     b7 = samples["boxes7"][:50]
     cls = samples["class_ids"][:50]
-    got = predict_next(model, b7, cls, batch_size=16)
+    got = predict_next(model, b7[:, :6], cls, batch_size=16)
     cond, _ = build_condition(torch.from_numpy(b7))
     want = model.predict(cond, torch.from_numpy(cls)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)  # batch size changes float sums
     assert model.training  # mode restored
+
+
+def test_longer_history_model_reads_its_last_boxes(tiny_export):
+    """A model with history 10 reads the last 11 boxes before the target (samples of 12 boxes); every model of a
+    comparison is scored on the same targets; too short samples are refused with the length they need."""
+    import torch
+
+    from trackssm_lib.data import build_condition
+    from trackssm_lib.model import TrackSSM
+    from trackssm_lib.model_eval import (constant_velocity, next_box_error, predict_next, sample_length,
+                                         split_samples)
+
+    torch.manual_seed(0)
+    model = TrackSSM(backend="torch", history=10)
+    assert sample_length([None, TrackSSM(backend="torch"), model]) == 12
+    samples = split_samples(tiny_export, length=12)
+    b12, cls = samples["boxes7"][:40], samples["class_ids"][:40]
+    assert b12.shape == (40, 12, 4)
+    got = predict_next(model, b12[:, :-1], cls, batch_size=16)
+    want = model.predict(build_condition(torch.from_numpy(b12))[0], torch.from_numpy(cls)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(constant_velocity(b12), 2.0 * b12[:, -2] - b12[:, -3])
+    rows = next_box_error(samples, {"cv": None, "h10": model})
+    assert {r["n"] for r in rows if r["class_name"] == "all"} == {len(samples["class_ids"])}
+    with pytest.raises(ValueError, match="a model with history 10 needs 11 boxes before the target"):
+        next_box_error(split_samples(tiny_export), {"h10": model})
 
 
 def test_rollout_matches_tracker_history_rule(tiny_export):

@@ -162,6 +162,12 @@ def test_rollout_training(phase1, export_root, tmp_path):
         load_config(PHASE2, ["rollout_steps=0"])
     with pytest.raises(ConfigError, match="'rollout_steps' = 20 needs sequence_length >= 25"):
         load_config(PHASE2, ["rollout_steps=20", "sequence_length=20"])
+    with pytest.raises(ConfigError, match="'rollout_steps' = 6 needs sequence_length >= 16 with 'history' = 10"):
+        load_config(PHASE2, ["rollout_steps=6", "history=10", "sequence_length=15"])
+    with pytest.raises(ConfigError, match="'history' must be >= 1"):
+        load_config(PHASE2, ["history=0"])
+    with pytest.raises(ConfigError, match=r"'short_history_prob' must lie in \[0, 1\], got 1.5"):
+        load_config(PHASE2, ["short_history_prob=1.5"])
 
 
 def test_giou_training(phase1, export_root, tmp_path):
@@ -335,3 +341,30 @@ def test_phase0_mot17_pretraining(export_root, tmp_path):
     summary = run(PHASE1, export_root, tmp_path, "epochs=1", f"mot17_root={mot17}", "pretrain_max_batches=1")
     assert summary["start"].startswith(f"phase 0: MOTChallenge pedestrian GT {mot17} (7 sequences)")
     assert extra(tmp_path / "weights" / "phase0" / "phase0_pretrain.pth")["phase"] == 0
+
+
+def test_history_training(phase1, export_root, tmp_path):
+    """history = 10 trains from 5-box weights (the parameters do not depend on it), validates on the samples of 12
+    consecutive boxes and stores 10 in its checkpoints; the tracker then keeps 10 rows per track. The young-track
+    augmentation changes the training steps only, not the validation loss of the same weights."""
+    from trackssm_lib.model import load_checkpoint
+    from trackssm_lib.trackers import TrackSSMTracker
+
+    out1, _ = phase1
+    best1 = out1 / "weights" / "phase1" / "phase1_decoder_best.pth"
+    args = ["epochs=1", f"phase1_checkpoint={best1}", "history=10"]
+    frozen = [*args, "encoder_lr=0", "decoder_lr=0"]
+    h10 = run(PHASE2, export_root, tmp_path / "h10", *frozen)
+    h5 = run(PHASE2, export_root, tmp_path / "h5", "epochs=1", f"phase1_checkpoint={best1}", "encoder_lr=0",
+             "decoder_lr=0")
+    assert math.isfinite(h10["best_val_loss"]) and h10["best_val_loss"] != pytest.approx(h5["best_val_loss"])
+    best = "weights/phase2/phase2_full_best.pth"
+    model = load_checkpoint(tmp_path / "h10" / best)
+    assert model.history == 10 and load_checkpoint(tmp_path / "h5" / best).history == 5
+    assert TrackSSMTracker(model, frame_rate=12).history == 10
+    young = run(PHASE2, export_root, tmp_path / "young", *frozen, "short_history_prob=0.5")
+    assert young["best_val_loss"] == pytest.approx(h10["best_val_loss"], rel=1e-6)
+    run(PHASE2, export_root, tmp_path / "young_t", *args, "short_history_prob=0.5")
+    run(PHASE2, export_root, tmp_path / "h10_t", *args)
+    young_w, h10_w = state(tmp_path / "young_t" / best), state(tmp_path / "h10_t" / best)
+    assert any(not torch.equal(young_w[k], h10_w[k]) for k in young_w)

@@ -12,7 +12,8 @@ Two views of the same ground truth are provided.
 * **Per-track samples** (official TrackSSM input): 7 consecutive boxes ``b0..b6`` of one track give
   ``condition (5, 8) = [b1..b5 | b1-b0 .. b5-b4]`` and ``target = b6``. :func:`windows_to_samples` makes them
   from a window batch (``b6`` = ``cur_bbox``, ``b0..b5`` = the last 6 history frames);
-  :func:`extract_track_samples` makes every sample of whole sequences at once (vectorised).
+  :func:`extract_track_samples` makes every sample of whole sequences at once (vectorised). A model trained
+  with a longer ``history`` H (a project option) uses H + 2 consecutive boxes the same way (``history`` arguments).
 * **Rollout samples** (:func:`windows_to_rollout_samples`, for the ``rollout_steps`` training option): 6 history
   boxes and the ``K`` boxes after them, all consecutive; the targets are taken from the window's un-jittered
   boxes (``clean_condition``: flipped with the item, never jittered) and ``cur_bbox``.
@@ -30,8 +31,12 @@ Augmentation (training datasets only; validation and test items are never change
 probability ``flip_prob`` (``cx -> 1 - cx`` for every box of the item, target included, hence the x deltas change
 sign) and a uniform jitter of up to ``jitter`` (5 %) of the box size applied to the *input* boxes only
 (``cx += u*w``, ``cy += u*h``, ``w *= 1+u``, ``h *= 1+u``, ``u ~ U(-jitter, jitter)`` drawn per coordinate), then
-clipped to [0, 1]; deltas are computed from the jittered boxes. The random numbers come from a generator seeded
-by ``(seed, epoch, item)``, so an item is augmented identically whatever the worker, process or resume point.
+clipped to [0, 1]; deltas are computed from the jittered boxes. With ``short_history_prob`` p > 0 (a project option,
+default 0) each track of a training window is, with probability p, given as a young track: its condition keeps only
+its newest ``m ~ U{1..H-1}`` rows, padded at the end with copies of the newest row as the tracker pads a track seen
+for fewer than H frames, and the oldest kept row's displacement is zero (a new track starts with ``(box, 0)``). The
+random numbers come from a generator seeded by ``(seed, epoch, item)``, so an item is augmented identically whatever
+the worker, process or resume point.
 """
 from __future__ import annotations
 
@@ -45,8 +50,9 @@ import torch
 from torch.utils.data import Dataset
 
 PEDESTRIAN_CLASS_ID = 4
-HISTORY = 5  # boxes per official condition
+HISTORY = 5  # boxes per official condition (the model option ``history`` may ask for more)
 SAMPLE_FRAMES = HISTORY + 2  # b0..b6
+FULL_HISTORY = 1 << 30  # ``rows_kept`` of a sample whose whole history is used
 GT_COLUMNS = 10  # frame,track_id,x,y,w,h,conf,class_id,visibility,-1
 
 
@@ -228,11 +234,11 @@ def extract_track_samples(frames: np.ndarray, track_ids: np.ndarray, boxes: np.n
     return boxes7, cls
 
 
-def sequences_to_samples(sequences: Sequence[SequenceData],
-                         classes: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`extract_track_samples` over a list of sequences (optionally only some classes)."""
+def sequences_to_samples(sequences: Sequence[SequenceData], classes: Iterable[int] | None = None,
+                         length: int = SAMPLE_FRAMES) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`extract_track_samples` over a list of sequences (optionally only some classes; runs of ``length``)."""
     if not sequences:
-        return np.zeros((0, SAMPLE_FRAMES, 4), dtype=np.float32), np.zeros(0, dtype=np.int64)
+        return np.zeros((0, length, 4), dtype=np.float32), np.zeros(0, dtype=np.int64)
     frames = np.concatenate([s.frames for s in sequences])
     tids = np.concatenate([s.track_ids for s in sequences])
     boxes = np.concatenate([s.boxes for s in sequences])
@@ -241,12 +247,13 @@ def sequences_to_samples(sequences: Sequence[SequenceData],
     if classes is not None:
         keep = np.isin(cls, np.asarray(list(classes), dtype=np.int64))
         frames, tids, boxes, cls, seq = frames[keep], tids[keep], boxes[keep], cls[keep], seq[keep]
-    return extract_track_samples(frames, tids, boxes, cls, seq)
+    return extract_track_samples(frames, tids, boxes, cls, seq, length=length)
 
 
 def history_condition(history: np.ndarray | torch.Tensor) -> Any:
-    """(S, 6, 4) boxes b0..b5 -> official ``condition (S, 5, 8)`` = [b1..b5 | b1-b0..b5-b4] (numpy or torch)."""
-    hist = history[:, : SAMPLE_FRAMES - 1]
+    """(S, H+1, 4) boxes b0..bH -> ``condition (S, H, 8)`` = [b1..bH | b1-b0..bH-bH-1] (numpy or torch); H = 5 is
+    the official input ([b1..b5 | b1-b0..b5-b4])."""
+    hist = history
     deltas = hist[:, 1:] - hist[:, :-1]
     if isinstance(history, torch.Tensor):
         return torch.cat([hist[:, 1:], deltas], dim=-1)
@@ -255,9 +262,9 @@ def history_condition(history: np.ndarray | torch.Tensor) -> Any:
 
 def build_condition(boxes7: np.ndarray | torch.Tensor) -> tuple[Any, Any]:
     """(S, 7, 4) boxes b0..b6 -> official ``condition (S, 5, 8)`` (:func:`history_condition` of b0..b5) and
-    ``target (S, 4)`` = b6. Works on numpy arrays and torch tensors alike.
+    ``target (S, 4)`` = b6 (``(S, H+2, 4)``: the condition of H boxes). Works on numpy arrays and torch tensors.
     """
-    return history_condition(boxes7[:, : SAMPLE_FRAMES - 1]), boxes7[:, -1]
+    return history_condition(boxes7[:, :-1]), boxes7[:, -1]
 
 
 # ----------------------------------------------------------------------------------------------- augmentation
@@ -293,14 +300,22 @@ class WindowDataset(Dataset):
     """Windows of ``sequence_length`` history frames + the current (target) frame; see the module docstring.
 
     ``train=True`` enables augmentation (flip, jitter); call :meth:`set_epoch` each epoch for fresh draws.
+    ``history``: boxes per model condition (official 5); a window exists where a track has a sample of
+    ``history + 2`` consecutive boxes ending at its current frame.
     """
 
     def __init__(self, sequences: Sequence[SequenceData], sequence_length: int = 20, num_queries: int = 300,
                  window_stride: int = 1, train: bool = False, flip_prob: float = 0.5, jitter: float = 0.05,
-                 seed: int = 0) -> None:
-        if sequence_length < SAMPLE_FRAMES - 1:
-            raise ValueError(f"sequence_length must be >= {SAMPLE_FRAMES - 1} (the official history needs 6 "
-                             f"boxes), got {sequence_length}")
+                 seed: int = 0, history: int = HISTORY, short_history_prob: float = 0.0) -> None:
+        if history < 1:
+            raise ValueError(f"history must be >= 1, got {history}")
+        if not 0.0 <= short_history_prob <= 1.0:
+            raise ValueError(f"short_history_prob must lie in [0, 1], got {short_history_prob}")
+        self.history, self.short_history_prob = int(history), float(short_history_prob)
+        sample_frames = int(history) + 2
+        if sequence_length < sample_frames - 1:
+            raise ValueError(f"sequence_length must be >= {sample_frames - 1} (a history of {history} boxes needs "
+                             f"{sample_frames - 1}), got {sequence_length}")
         if num_queries < 1 or window_stride < 1:
             raise ValueError("num_queries and window_stride must be >= 1")
         self.sequences = list(sequences)
@@ -310,9 +325,9 @@ class WindowDataset(Dataset):
         seq_idx, starts = [], []
         for i, seq in enumerate(self.sequences):
             order = np.lexsort((seq.frames, seq.track_ids))
-            runs = sample_runs(seq.track_ids[order], seq.frames[order])
-            cur = np.unique(seq.frames[order][runs + SAMPLE_FRAMES - 1])  # frames with >= 1 official target
-            cur = cur[(cur - SAMPLE_FRAMES) % self.stride == 0]
+            runs = sample_runs(seq.track_ids[order], seq.frames[order], sample_frames)
+            cur = np.unique(seq.frames[order][runs + sample_frames - 1])  # frames with >= 1 target
+            cur = cur[(cur - sample_frames) % self.stride == 0]
             seq_idx.append(np.full(len(cur), i, dtype=np.int64))
             starts.append(cur - self.T)
         self.seq_index = np.concatenate(seq_idx) if seq_idx else np.zeros(0, dtype=np.int64)
@@ -362,11 +377,16 @@ class WindowDataset(Dataset):
             clean = augment_boxes(condition, ~padding, rng, flip, 0.0)  # uses no random numbers
             clean[padding] = 0.0
             condition = augment_boxes(condition, ~padding, rng, flip, self.jitter)
+            if self.short_history_prob > 0:  # drawn last: runs without it keep their random numbers
+                young = rng.random(n) < self.short_history_prob
+                rows_kept = np.where(young, rng.integers(1, max(self.history, 2), n), FULL_HISTORY)
             cur_bbox = augment_boxes(cur_bbox, np.zeros(n, dtype=bool), rng, flip, 0.0)
             condition[padding] = 0.0
             cur_bbox[cur_mask] = 0.0
+        if not (self.train and self.short_history_prob > 0):
+            rows_kept = np.full(n, FULL_HISTORY, dtype=np.int64)
         return {"condition": condition, "clean_condition": clean, "cur_bbox": cur_bbox, "padding_mask": padding,
-                "cur_mask": cur_mask,
+                "cur_mask": cur_mask, "rows_kept": rows_kept.astype(np.int64),
                 "track_ids": np.where(padding, -1, ids[None, :]), "class_ids": cls_hist, "cur_class_ids": cur_cls,
                 "seq_name": seq.name, "start_frame": start}
 
@@ -383,6 +403,7 @@ def collate_windows(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "track_ids": torch.full((B, T, n), -1, dtype=torch.long), "class_ids": torch.full((B, T, n), -1,
                                                                                          dtype=torch.long),
         "cur_class_ids": torch.full((B, n), -1, dtype=torch.long),
+        "rows_kept": torch.full((B, n), FULL_HISTORY, dtype=torch.long),
     }
     for b, it in enumerate(items):
         k = it["condition"].shape[1]
@@ -394,43 +415,71 @@ def collate_windows(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out["track_ids"][b, :, :k] = torch.from_numpy(it["track_ids"])
         out["class_ids"][b, :, :k] = torch.from_numpy(it["class_ids"])
         out["cur_class_ids"][b, :k] = torch.from_numpy(it["cur_class_ids"])
+        if "rows_kept" in it:
+            out["rows_kept"][b, :k] = torch.from_numpy(it["rows_kept"])
     out["seq_names"] = [it["seq_name"] for it in items]
     out["start_frames"] = torch.tensor([it["start_frame"] for it in items], dtype=torch.long)
     return out
 
 
-def windows_to_samples(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Official per-track samples of a window batch: one per track present in the current frame and in each of
-    the last 6 history frames (b0..b5 = history frames T-6..T-1, target b6 = ``cur_bbox``; no gap allowed).
+def young_track_condition(condition: torch.Tensor, rows_kept: torch.Tensor) -> torch.Tensor:
+    """``condition (S, H, 8)`` as the tracker builds it for tracks seen for only ``rows_kept (S,)`` frames (values
+    >= H leave a sample unchanged): the newest ``m`` rows, then copies of the newest, the oldest kept row's
+    displacement zero."""
+    H = condition.shape[1]
+    m = rows_kept.clamp(min=1, max=H).to(torch.long)
+    young = m < H
+    if not bool(young.any()):
+        return condition
+    idx = (torch.arange(H, device=condition.device)[None, :] + (H - m)[:, None]).clamp(max=H - 1)
+    out = torch.gather(condition, 1, idx[..., None].expand(-1, -1, condition.shape[2])).clone()
+    n_coords = condition.shape[2] // 2
+    out[young, 0, n_coords:] = 0.0
+    # a track of one row: every copy is that row, with zero displacement
+    single = m == 1
+    out[single, :, n_coords:] = 0.0
+    return out
 
-    Returns ``condition (S, 5, 8)``, ``target (S, 4)``, ``class_ids (S,)`` (the current frame's class),
+
+def windows_to_samples(batch: dict[str, Any], history: int = HISTORY) -> dict[str, torch.Tensor]:
+    """Official per-track samples of a window batch: one per track present in the current frame and in each of
+    the last 6 history frames (b0..b5 = history frames T-6..T-1, target b6 = ``cur_bbox``; no gap allowed);
+    ``history`` H != 5: the last H + 1 history frames.
+
+    Returns ``condition (S, H, 8)``, ``target (S, 4)``, ``class_ids (S,)`` (the current frame's class),
     ``batch_index``/``track_index (S,)`` (position in the batch).
     """
     cond, pad = batch["condition"], batch["padding_mask"]
-    k = SAMPLE_FRAMES - 1
+    k = int(history) + 1
+    if k > cond.shape[1]:
+        raise ValueError(f"a history of {history} boxes needs {k} history frames, the windows have {cond.shape[1]}")
     valid = ~pad[:, -k:].any(dim=1) & ~batch["cur_mask"]  # (B, N)
     b_idx, n_idx = torch.nonzero(valid, as_tuple=True)
     hist = cond[b_idx, :, n_idx][:, -k:]  # (S, 6, 4)
     boxes7 = torch.cat([hist, batch["cur_bbox"][b_idx, n_idx][:, None]], dim=1)
     condition, target = build_condition(boxes7)
+    if "rows_kept" in batch:
+        condition = young_track_condition(condition, batch["rows_kept"][b_idx, n_idx])
     return {"condition": condition, "target": target, "class_ids": batch["cur_class_ids"][b_idx, n_idx],
             "batch_index": b_idx, "track_index": n_idx}
 
 
-def windows_to_rollout_samples(batch: dict[str, Any], steps: int) -> dict[str, torch.Tensor]:
+def windows_to_rollout_samples(batch: dict[str, Any], steps: int, history: int = HISTORY) -> dict[str, torch.Tensor]:
     """Rollout samples of a window batch: one per track present in the current frame and in each of the last
     ``5 + steps`` history frames. ``history (S, 6, 4)`` = b0..b5 (history frames T-5-steps..T-steps, augmented as
     the model's input), ``targets (S, steps, 4)`` = the following history frames (not jittered) and ``cur_bbox``;
-    ``class_ids (S,)``. ``steps = 1`` gives the samples of :func:`windows_to_samples`.
+    ``class_ids (S,)``. ``steps = 1`` gives the samples of :func:`windows_to_samples`. A model ``history`` H != 5
+    reads H + 1 boxes: ``history (S, H+1, 4)`` from the last ``H + steps`` history frames.
     """
     cond, pad = batch["condition"], batch["padding_mask"]
-    k = SAMPLE_FRAMES - 2 + steps  # history frames used
+    n_in = int(history) + 1  # input boxes
+    k = n_in - 1 + steps  # history frames used
     if k > cond.shape[1]:
         raise ValueError(f"{steps} rollout steps need {k} history frames, the windows have {cond.shape[1]}")
     valid = ~pad[:, -k:].any(dim=1) & ~batch["cur_mask"]  # (B, N)
     b_idx, n_idx = torch.nonzero(valid, as_tuple=True)
-    history = cond[b_idx, :, n_idx][:, -k:][:, : SAMPLE_FRAMES - 1]
-    later = batch["clean_condition"][b_idx, :, n_idx][:, -k:][:, SAMPLE_FRAMES - 1:]
+    history = cond[b_idx, :, n_idx][:, -k:][:, :n_in]
+    later = batch["clean_condition"][b_idx, :, n_idx][:, -k:][:, n_in:]
     targets = torch.cat([later, batch["cur_bbox"][b_idx, n_idx][:, None]], dim=1)
     return {"history": history, "targets": targets, "class_ids": batch["cur_class_ids"][b_idx, n_idx],
             "batch_index": b_idx, "track_index": n_idx}
@@ -526,5 +575,5 @@ __all__ = [
     "DatasetError", "PEDESTRIAN_CLASS_ID", "SequenceData", "SampleDataset", "WindowDataset", "build_condition",
     "collate_windows", "default_splits", "extract_track_samples", "history_condition", "load_mot_samples",
     "load_mot_sequence", "load_sequence", "load_split", "read_gt", "read_seqinfo", "sequences_to_samples",
-    "split_sequence_dirs", "windows_to_rollout_samples", "windows_to_samples",
+    "split_sequence_dirs", "windows_to_rollout_samples", "windows_to_samples", "young_track_condition",
 ]

@@ -10,14 +10,17 @@
 * :func:`next_box_error` scores next-box predictions on the official per-track samples of a split: for each
   sample (7 consecutive boxes ``b0..b6`` of one track) the model sees ``b0..b5`` and predicts ``b6``; the
   constant-velocity baseline predicts ``b5 + (b5 - b4)``. Scores are the IoU with ``b6`` and the distance between
-  box centres in pixels (image size from each sequence's ``seqinfo.ini``), per class and over all samples.
+  box centres in pixels (image size from each sequence's ``seqinfo.ini``), per class and over all samples. A model
+  trained with a longer ``history`` H reads the last H + 1 boxes before the target, so it needs samples of
+  H + 2 boxes (:func:`split_samples` with ``length``; :func:`sample_length`); every model is then scored on the
+  same targets.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -222,18 +225,34 @@ def split_samples(data_root: str | os.PathLike, split: str | None = None, length
 
 
 def constant_velocity(boxes7: np.ndarray) -> np.ndarray:
-    """The constant-velocity prediction of ``b6``: ``b5 + (b5 - b4)`` (normalised cx, cy, w, h)."""
+    """The constant-velocity prediction of a sample's last box from the two before it: ``b5 + (b5 - b4)`` for
+    ``(S, 7, 4)`` samples (normalised cx, cy, w, h)."""
     boxes7 = np.asarray(boxes7, dtype=np.float64)
-    return 2.0 * boxes7[:, 5] - boxes7[:, 4]
+    return 2.0 * boxes7[:, -2] - boxes7[:, -3]
 
 
-def predict_next(model: TrackSSM, boxes7: np.ndarray, class_ids: np.ndarray | None = None,
+def model_history(model: TrackSSM | None) -> int:
+    """Boxes per condition of ``model`` (5, the official input, for None = constant velocity)."""
+    return 5 if model is None else int(getattr(model, "history", 5))
+
+
+def sample_length(models: Iterable[TrackSSM | None]) -> int:
+    """The sample length (history + 1 input boxes + the target) that serves every model of ``models``."""
+    return max([model_history(m) for m in models] + [5]) + 2
+
+
+def predict_next(model: TrackSSM, history: np.ndarray, class_ids: np.ndarray | None = None,
                  device: str | torch.device = "cpu", batch_size: int = 2048) -> np.ndarray:
-    """The model's prediction of ``b6`` from ``b0..b5`` for every sample (eval mode, no gradients); ``boxes7`` is
-    ``(S, 7, 4)`` (b6 is not used) or ``(S, 6, 4)``."""
+    """The model's prediction of the box after ``history (S, L, 4)`` for every sample (eval mode, no gradients):
+    the model reads the last H + 1 boxes (``b0..b5`` for the official H = 5); ``L`` < H + 1 raises ValueError."""
     from trackssm_lib.data import history_condition
 
-    cond = history_condition(torch.as_tensor(np.asarray(boxes7, dtype=np.float32))[:, :6])
+    history = np.asarray(history, dtype=np.float32)
+    n_in = model_history(model) + 1
+    if history.ndim != 3 or history.shape[1] < n_in:
+        raise ValueError(f"a model with history {n_in - 1} needs {n_in} boxes before the target, got shape "
+                         f"{history.shape}")
+    cond = history_condition(torch.as_tensor(history[:, -n_in:]))
     cls = None if class_ids is None else torch.as_tensor(np.asarray(class_ids, dtype=np.int64))
     was_training = model.training
     model.to(device).eval()
@@ -268,19 +287,20 @@ def next_box_error(samples: Mapping[str, Any], models: Mapping[str, TrackSSM | N
                    device: str | torch.device = "cpu", use_class_ids: bool = True) -> list[dict[str, Any]]:
     """Next-box prediction error of each named model on the same samples (from :func:`split_samples`).
 
-    ``models`` maps a display name to a TrackSSM, or to None for the constant-velocity baseline. Returns rows
+    ``models`` maps a display name to a TrackSSM, or to None for the constant-velocity baseline. Each sample's last
+    box is the target, the boxes before it the history (a model reads as many as its ``history`` needs). Returns rows
     ``{model, class_name, n, mean_iou, mean_center_error_px, median_center_error_px}`` per class present (in class
     id order) and ``class_name='all'``.
     """
     boxes7, cls = np.asarray(samples["boxes7"]), np.asarray(samples["class_ids"], dtype=np.int64)
     width, height = np.asarray(samples["width"], float), np.asarray(samples["height"], float)
-    target = boxes7[:, 6]
+    target = boxes7[:, -1]
     rows = []
     for name, model in models.items():
         if model is None:
             pred = constant_velocity(boxes7)
         else:
-            pred = predict_next(model, boxes7, cls if use_class_ids else None, device=device)
+            pred = predict_next(model, boxes7[:, :-1], cls if use_class_ids else None, device=device)
         iou, err = box_errors(pred, target, width, height)
         groups = [(CLASS_NAMES[c] if 0 <= c < len(CLASS_NAMES) else str(c), cls == c) for c in np.unique(cls)]
         for class_name, mask in groups + [("all", np.ones(len(cls), dtype=bool))]:
@@ -294,16 +314,16 @@ def next_box_error(samples: Mapping[str, Any], models: Mapping[str, TrackSSM | N
 
 def rollout(model: TrackSSM | None, history: np.ndarray, class_ids: np.ndarray | None = None, steps: int = 1,
             device: str | torch.device = "cpu") -> np.ndarray:
-    """The tracker's prediction of a lost track over ``steps`` frames: ``history (S, 6, 4)`` -> ``(S, steps, 4)``.
+    """The tracker's prediction of a lost track over ``steps`` frames: ``history (S, L, 4)`` -> ``(S, steps, 4)``.
 
-    Each prediction is appended to the history and the next one is made from the last 6 boxes, as
-    :class:`~trackssm_lib.trackers.TrackSSMTracker` does while a track has no detection. ``model`` None: constant
-    velocity, ``b5 + k (b5 - b4)``.
+    Each prediction is appended to the history and the next one is made from the last H + 1 boxes (6 for the
+    official H = 5), as :class:`~trackssm_lib.trackers.TrackSSMTracker` does while a track has no detection.
+    ``model`` None: constant velocity from the last two boxes, ``b5 + k (b5 - b4)``.
     """
     window = np.asarray(history, dtype=np.float64)
     if model is None:
-        velocity = window[:, 5] - window[:, 4]
-        return window[:, 5, None] + velocity[:, None] * np.arange(1, steps + 1)[None, :, None]
+        velocity = window[:, -1] - window[:, -2]
+        return window[:, -1, None] + velocity[:, None] * np.arange(1, steps + 1)[None, :, None]
     out = []
     for _ in range(steps):
         pred = predict_next(model, window, class_ids, device=device)
@@ -315,18 +335,21 @@ def rollout(model: TrackSSM | None, history: np.ndarray, class_ids: np.ndarray |
 def rollout_box_error(runs: Mapping[str, Any], models: Mapping[str, TrackSSM | None], steps: int,
                       device: str | torch.device = "cpu") -> list[dict[str, Any]]:
     """Error of each model's :func:`rollout` after 1..``steps`` frames without detections, on runs of
-    ``6 + steps`` consecutive boxes (:func:`split_samples` with ``length=6 + steps``): rows ``{model, step, n,
-    mean_iou, mean_center_error_px}``.
+    ``6 + steps`` consecutive boxes (:func:`split_samples` with ``length=6 + steps``; models with a longer
+    ``history`` H need ``H + 1 + steps``): rows ``{model, step, n, mean_iou, mean_center_error_px}``. Every model
+    predicts the same last ``steps`` boxes of each run.
     """
     boxes, cls = np.asarray(runs["boxes7"]), np.asarray(runs["class_ids"], dtype=np.int64)
-    if boxes.ndim != 3 or boxes.shape[1] < 6 + steps:
-        raise ValueError(f"{steps} rollout steps need runs of {6 + steps} boxes, got shape {boxes.shape}")
+    need = sample_length(models.values()) - 1 + steps
+    if boxes.ndim != 3 or boxes.shape[1] < need:
+        raise ValueError(f"{steps} rollout steps need runs of {need} boxes, got shape {boxes.shape}")
     width, height = np.asarray(runs["width"], float), np.asarray(runs["height"], float)
+    first = boxes.shape[1] - steps  # the first predicted box
     rows = []
     for name, model in models.items():
-        pred = rollout(model, boxes[:, :6], cls, steps, device)
+        pred = rollout(model, boxes[:, :first], cls, steps, device)
         for k in range(steps):
-            iou, err = box_errors(pred[:, k], boxes[:, 6 + k], width, height)
+            iou, err = box_errors(pred[:, k], boxes[:, first + k], width, height)
             rows.append({"model": name, "step": k + 1, "n": len(cls), "mean_iou": float(iou.mean()),
                          "mean_center_error_px": float(err.mean())})
     return rows
@@ -383,7 +406,7 @@ def summary_figures(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "CONSTANT_VELOCITY", "box_errors", "compare_models", "configured_lrs", "constant_velocity", "effective_config",
-    "load_model", "lr_groups", "next_box_error", "phase_models", "phase_paths", "predict_next", "read_scalars", "resolve_device",
-    "resolve_mot17_root", "split_samples", "start_checkpoint", "summary_figures", "train_or_reuse",
-    "training_overrides",
+    "load_model", "lr_groups", "model_history", "next_box_error", "phase_models", "phase_paths", "predict_next",
+    "read_scalars", "resolve_device", "resolve_mot17_root", "sample_length", "split_samples", "start_checkpoint",
+    "summary_figures", "train_or_reuse", "training_overrides",
 ]

@@ -32,6 +32,12 @@ always uses the official MOT17 loss. ``box_coder: relative`` trains the project'
 :mod:`trackssm_lib.model.decoder`); a start checkpoint trained with another coder keeps every weight but its
 heads' output layers, which start at zero. ``delta_gain`` G > 1 trains the encoder's embedding of the 4 displacement
 inputs G times faster (``TrackSSM.set_delta_gain``, a reparametrisation: checkpoints hold the ordinary weights).
+``history`` H (official 5) feeds the model the last H boxes and their displacements (H + 1 boxes, H + 2 with the
+target, so only tracks seen that long give samples); the parameters do not depend on H, so any start checkpoint
+serves, and H is stored in the saved checkpoints for the tracker. Phase 0 pretraining always uses the official
+5-box samples. ``short_history_prob`` p > 0 gives a share p of the one-step training samples as the tracker
+builds them for young tracks (fewer than H rows, padded at the end; :func:`trackssm_lib.data.young_track_condition`),
+which full-history training never shows the model.
 
 Learning-rate schedule (per optimiser step, the same factor for every group): linear warm-up from
 ``1/warmup_steps`` to 1 over the first ``warmup_epochs`` epochs, a plateau at 1 until ``decay_start`` x
@@ -116,6 +122,8 @@ DEFAULTS: dict[str, Any] = {
     "rollout_detach": False,       # rollout loss: feed predictions back without gradient (no backprop through steps)
     "giou_weight": 0.0,            # weight of the 1 - GIoU term per head (0: the official MOT17 loss; SportsMOT: 1)
     "delta_gain": 1.0,             # Adam moves the encoder's displacement-input weights this many times faster
+    "history": 5,                  # boxes per model condition (official 5; stored in the checkpoint for the tracker)
+    "short_history_prob": 0.0,     # share of training tracks given as young tracks (fewer rows, padded as the tracker)
     "init_checkpoint": None,       # phase 0, option 1: official/project checkpoint
     "mot17_root": None,            # phase 0, option 2: MOTChallenge GT folder
     "mot17_frame_step": 1,
@@ -212,7 +220,7 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
     if cfg["phase"] == 2 and (cfg["encoder_lr"] is None or cfg["decoder_lr"] is None):
         raise ConfigError("phase 2 needs config keys 'encoder_lr' and 'decoder_lr'")
     for key in ("batch_size", "val_batch_size", "epochs", "sequence_length", "num_queries", "pretrain_batch_size",
-                "rollout_steps"):
+                "rollout_steps", "history"):
         if int(cfg[key]) < 1:
             raise ConfigError(f"config key {key!r} must be >= 1, got {cfg[key]!r}")
     if cfg["box_coder"] not in BOX_CODERS:
@@ -224,9 +232,12 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
         raise ConfigError(f"config key 'delta_gain' must be a finite number > 0, got {cfg['delta_gain']!r}")
     if cfg["giou_weight"] is None or not (math.isfinite(cfg["giou_weight"]) and cfg["giou_weight"] >= 0):
         raise ConfigError(f"config key 'giou_weight' must be a finite number >= 0, got {cfg['giou_weight']!r}")
-    if int(cfg["rollout_steps"]) + 5 > int(cfg["sequence_length"]):
+    if cfg["short_history_prob"] is None or not 0.0 <= cfg["short_history_prob"] <= 1.0:
+        raise ConfigError(f"config key 'short_history_prob' must lie in [0, 1], got {cfg['short_history_prob']!r}")
+    if int(cfg["rollout_steps"]) + int(cfg["history"]) > int(cfg["sequence_length"]):
         raise ConfigError(f"config key 'rollout_steps' = {cfg['rollout_steps']} needs sequence_length >= "
-                          f"{int(cfg['rollout_steps']) + 5}, got {cfg['sequence_length']}")
+                          f"{int(cfg['rollout_steps']) + int(cfg['history'])} with 'history' = {cfg['history']}, "
+                          f"got {cfg['sequence_length']}")
     return cfg
 
 
@@ -296,11 +307,11 @@ class _LossModule(nn.Module):
 
 def _training_samples(batch: dict[str, Any], cfg: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(inputs, class ids, targets) of a window batch for :class:`_LossModule`."""
-    steps = int(cfg["rollout_steps"])
+    steps, history = int(cfg["rollout_steps"]), int(cfg["history"])
     if steps > 1:
-        s = windows_to_rollout_samples(batch, steps)
+        s = windows_to_rollout_samples(batch, steps, history)
         return s["history"], s["class_ids"], s["targets"]
-    s = windows_to_samples(batch)
+    s = windows_to_samples(batch, history)
     return s["condition"], s["class_ids"], s["target"]
 
 
@@ -575,16 +586,17 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
         val_seqs = load_split(data_root, val_split)
         train_ds = WindowDataset(train_seqs, int(cfg["sequence_length"]), int(cfg["num_queries"]),
                                  int(cfg["window_stride"]), train=True, flip_prob=float(cfg["flip_prob"]),
-                                 jitter=float(cfg["jitter"]), seed=int(cfg["seed"]))
+                                 jitter=float(cfg["jitter"]), seed=int(cfg["seed"]), history=int(cfg["history"]),
+                                 short_history_prob=float(cfg["short_history_prob"]))
         val_ds = WindowDataset(val_seqs, int(cfg["sequence_length"]), int(cfg["num_queries"]),
-                               int(cfg["val_window_stride"]), train=False)
+                               int(cfg["val_window_stride"]), train=False, history=int(cfg["history"]))
         if len(train_ds) == 0 or len(val_ds) == 0:
             raise TrainingError(f"no training windows in {data_root}/{train_split} ({len(train_ds)}) or "
                                 f"{data_root}/{val_split} ({len(val_ds)})")
 
         seed_everything(int(cfg["seed"]))
         model = TrackSSM(num_classes=int(cfg["num_classes"]), output_sigmoid=bool(cfg["output_sigmoid"]),
-                         backend=str(cfg["backend"]), box_coder=str(cfg["box_coder"]))
+                         backend=str(cfg["backend"]), box_coder=str(cfg["box_coder"]), history=int(cfg["history"]))
         model.set_delta_gain(float(cfg["delta_gain"]))  # before any weights are loaded (they arrive unfolded)
         start_source = None
         resume_state: dict[str, Any] | None = None

@@ -200,5 +200,8 @@ def save_official_checkpoint(path: str | os.PathLike, model: TrackSSM, epoch: in
         raise CheckpointError(f"{path}: the official format has no config, so it can only hold the official "
                               f"absolute-box model (this one has box_coder={model.box_coder!r}); use "
                               f"save_checkpoint")
+    if model.history != 5:
+        raise CheckpointError(f"{path}: the official format has no config, so it can only hold a model fed the "
+                              f"official 5 boxes (this one has history={model.history}); use save_checkpoint")
     sd = {OFFICIAL_PREFIX + k: v for k, v in _cpu_state(model.official_state_dict()).items()}
     return _atomic_save({"ddpm": sd, "epoch": int(epoch), "optimizer": optimizer or {}}, path)

@@ -112,21 +112,26 @@ class TrackSSM(nn.Module):
     ``model.loss(condition, class_ids, target)`` is the official training loss. ``box_coder="relative"`` (a project
     option with the same parameters; see :mod:`trackssm_lib.model.decoder`) makes each head output a size-relative
     change of its input box instead of the box, and ``"velocity"`` does the same from the constant-velocity box
-    (:meth:`start_box`); the default ``"absolute"`` is the official model.
+    (:meth:`start_box`); the default ``"absolute"`` is the official model. ``history`` is the number of boxes the
+    tracker and the training feed per condition (official 5): the encoder reads a sequence of any length and
+    returns its last step, so the parameters do not depend on it; it is stored with the checkpoint so that the
+    tracker feeds the model what it was trained on.
     """
 
     def __init__(self, num_classes: int = 7, output_sigmoid: bool = False, backend: str = "auto",
                  d_model: int = 256, n_layers: int = 6, d_state: int = 16, d_conv: int = 4, expand: int = 2,
                  dt_rank: int = 16, n_heads: int = 6, decoder_d_state: int = 16, decoder_dt_rank: int = 16,
-                 d_ffn: int = 512, d_input: int = 8, box_coder: str = "absolute") -> None:
+                 d_ffn: int = 512, d_input: int = 8, box_coder: str = "absolute", history: int = 5) -> None:
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
+            raise ValueError(f"history must be an integer >= 1, got {history!r}")
         self.config: dict[str, Any] = dict(
             num_classes=num_classes, output_sigmoid=output_sigmoid, d_model=d_model, n_layers=n_layers,
             d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=dt_rank, n_heads=n_heads,
             decoder_d_state=decoder_d_state, decoder_dt_rank=decoder_dt_rank, d_ffn=d_ffn, d_input=d_input,
-            box_coder=box_coder)
+            box_coder=box_coder, history=history)
         self.num_classes = num_classes
         self.n_coords = d_input // 2
         self.encoder = Encoder(d_input=d_input, d_model=d_model, n_layers=n_layers, d_state=d_state, d_conv=d_conv,
@@ -153,6 +158,11 @@ class TrackSSM(nn.Module):
         """``absolute`` (official: heads output the box), ``relative`` (heads output a size-relative change) or
         ``velocity`` (the same change, the cascade starting from the constant-velocity box)."""
         return str(self.config["box_coder"])
+
+    @property
+    def history(self) -> int:
+        """Boxes per condition the model was trained with (official 5); the tracker keeps that many rows."""
+        return int(self.config["history"])
 
     @property
     def backend(self) -> str:
@@ -240,15 +250,17 @@ class TrackSSM(nn.Module):
                      giou_weight: float = 0.0, detach_feedback: bool = False) -> Tensor:
         """The official loss averaged over ``K`` steps of the tracker's rollout of a lost track.
 
-        ``history (B, 6, 4)``: boxes b0..b5; ``targets (B, K, 4)``: the next ``K`` boxes. Step k predicts from the
-        last 6 boxes, where the boxes after b5 are the model's own earlier predictions (as the tracker appends
+        ``history (B, H+1, 4)``: boxes b0..bH (H = :attr:`history`, official 5); ``targets (B, K, 4)``: the next
+        ``K`` boxes. Step k predicts from the last H + 1 boxes, where the boxes after b5 are the model's own earlier predictions (as the tracker appends
         predictions while a track is lost). Gradients flow through the whole rollout, or with ``detach_feedback``
         only through each step's own prediction: the fed-back boxes are then plain inputs (the loss value is the
         same), so every step is trained as a one-step prediction from the model's own history, without
         back-propagating through the earlier steps. ``K = 1`` is :meth:`loss`.
         """
-        if history.dim() != 3 or history.shape[1] != 6 or targets.dim() != 3 or targets.shape[0] != history.shape[0]:
-            raise ValueError(f"rollout_loss wants history (B, 6, {self.n_coords}) and targets (B, K, "
+        n_in = self.history + 1
+        if history.dim() != 3 or history.shape[1] != n_in or targets.dim() != 3 or \
+                targets.shape[0] != history.shape[0]:
+            raise ValueError(f"rollout_loss wants history (B, {n_in}, {self.n_coords}) and targets (B, K, "
                              f"{self.n_coords}), got {tuple(history.shape)} and {tuple(targets.shape)}")
         from trackssm_lib.data import history_condition
 

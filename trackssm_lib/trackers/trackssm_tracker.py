@@ -9,7 +9,8 @@ tracker does:
   without having been predicted in this frame (an unconfirmed track) overwrites its last row with
   ``(det, det - its last observed box)``.
 
-The model input is the deque padded at the END with copies of its last row up to 5 rows, normalised by the image
+A model trained with a longer ``history`` (:attr:`TrackSSM.history`, a project option) keeps that many rows instead
+of 5. The model input is the deque padded at the END with copies of its last row up to that many rows, normalised by the image
 width (cx, w and their deltas) and height (cy, h and their deltas). The model returns the next absolute box,
 normalised; non-finite outputs fall back to the last box and sizes are kept >= 1 pixel.
 """
@@ -24,7 +25,7 @@ import torch
 from trackssm_lib.trackers.association import BaseTracker, Track
 from trackssm_lib.trackers.kalman_tracker import cxcywh_to_xyxy, xyxy_to_cxcywh
 
-HISTORY = 5
+HISTORY = 5  # official rows per track
 
 
 class TrackSSMTracker(BaseTracker):
@@ -33,11 +34,17 @@ class TrackSSMTracker(BaseTracker):
     ``model``: a :class:`~trackssm_lib.model.TrackSSM` (or any callable ``predict(condition (B, 5, 8),
     class_ids (B,)) -> (B, 4)``); ``image_size``: (width, height) in pixels; ``use_class_ids``: pass the tracks'
     class ids to the model (the class offset is zero for official weights, so this changes nothing for them).
+    ``history``: rows per track fed to the model; None: the model's own ``history`` (5 for official weights and for
+    callables without one).
     """
 
     def __init__(self, model: Any, frame_rate: float = 30.0, image_size: tuple[float, float] = (1600, 900),
-                 use_class_ids: bool = True, device: str | torch.device | None = None, **assoc) -> None:
+                 use_class_ids: bool = True, device: str | torch.device | None = None, history: int | None = None,
+                 **assoc) -> None:
         self.model = model
+        self.history = int(history if history is not None else getattr(model, "history", HISTORY))
+        if self.history < 1:
+            raise ValueError(f"history must be >= 1, got {self.history}")
         self.image_size = (float(image_size[0]), float(image_size[1]))
         if self.image_size[0] <= 0 or self.image_size[1] <= 0:
             raise ValueError(f"image_size must be positive, got {image_size}")
@@ -53,15 +60,15 @@ class TrackSSMTracker(BaseTracker):
     # ------------------------------------------------------------------ history
     def init_motion(self, track: Track) -> None:
         c = xyxy_to_cxcywh(track.box)
-        track.motion = deque([np.concatenate([c, np.zeros(4)])], maxlen=HISTORY)
+        track.motion = deque([np.concatenate([c, np.zeros(4)])], maxlen=self.history)
         track.extra["last_obs"] = c
 
     def build_conditions(self, tracks: Sequence[Track]) -> np.ndarray:
-        """Model inputs (K, 5, 8), normalised, padded at the end with copies of the last row."""
-        out = np.empty((len(tracks), HISTORY, 8), dtype=np.float32)
+        """Model inputs (K, history, 8), normalised, padded at the end with copies of the last row."""
+        out = np.empty((len(tracks), self.history, 8), dtype=np.float32)
         for i, t in enumerate(tracks):
             rows = list(t.motion)
-            rows += [rows[-1]] * (HISTORY - len(rows))
+            rows += [rows[-1]] * (self.history - len(rows))
             out[i] = np.asarray(rows) / self._norm
         return out
 
