@@ -5,9 +5,9 @@
 
 While a track has no detection the tracker predicts it frame after frame from its own earlier predictions
 (:func:`trackssm_lib.model_eval.rollout`). On runs of 6 + ``steps`` consecutive ground-truth boxes of the split
-(H + 1 + ``steps`` when a checkpoint was trained with a longer ``history`` H; a seeded random subset of ``--max-runs``), this prints the mean IoU and centre error (pixels) after 1, 2, 3, 6
-and 12 frames (those up to ``steps``) for each checkpoint and for constant velocity, and writes every step to
-``--out``.
+(H + 1 + ``steps`` when a checkpoint was trained with a longer ``history`` H; a seeded random subset of
+``--max-runs``), this prints the mean IoU and centre error (pixels) after 1, 2, 3, 6 and 12 frames (those up
+to ``steps``) for each checkpoint and for constant velocity, and writes every step to ``--out``.
 """
 from __future__ import annotations
 

@@ -168,6 +168,8 @@ def test_rollout_training(phase1, export_root, tmp_path):
         load_config(PHASE2, ["history=0"])
     with pytest.raises(ConfigError, match=r"'short_history_prob' must lie in \[0, 1\], got 1.5"):
         load_config(PHASE2, ["short_history_prob=1.5"])
+    with pytest.raises(ConfigError, match="young-track histories apply to the one-step loss only"):
+        load_config(PHASE2, ["short_history_prob=0.3", "rollout_steps=4"])
 
 
 def test_giou_training(phase1, export_root, tmp_path):

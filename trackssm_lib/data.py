@@ -32,11 +32,11 @@ probability ``flip_prob`` (``cx -> 1 - cx`` for every box of the item, target in
 sign) and a uniform jitter of up to ``jitter`` (5 %) of the box size applied to the *input* boxes only
 (``cx += u*w``, ``cy += u*h``, ``w *= 1+u``, ``h *= 1+u``, ``u ~ U(-jitter, jitter)`` drawn per coordinate), then
 clipped to [0, 1]; deltas are computed from the jittered boxes. With ``short_history_prob`` p > 0 (a project option,
-default 0) each track of a training window is, with probability p, given as a young track: its condition keeps only
-its newest ``m ~ U{1..H-1}`` rows, padded at the end with copies of the newest row as the tracker pads a track seen
-for fewer than H frames, and the oldest kept row's displacement is zero (a new track starts with ``(box, 0)``). The
-random numbers come from a generator seeded by ``(seed, epoch, item)``, so an item is augmented identically whatever
-the worker, process or resume point.
+default 0; one-step samples only) each track of a training window is, with probability p, given as a young track:
+its condition keeps only its newest ``m ~ U{1..H-1}`` rows, padded at the end with copies of the newest row as the
+tracker pads a track seen for fewer than H frames, and the oldest kept row's displacement is zero (a new track
+starts with ``(box, 0)``). The random numbers come from a generator seeded by ``(seed, epoch, item)``, so an item is
+augmented identically whatever the worker, process or resume point.
 """
 from __future__ import annotations
 
@@ -455,7 +455,7 @@ def windows_to_samples(batch: dict[str, Any], history: int = HISTORY) -> dict[st
         raise ValueError(f"a history of {history} boxes needs {k} history frames, the windows have {cond.shape[1]}")
     valid = ~pad[:, -k:].any(dim=1) & ~batch["cur_mask"]  # (B, N)
     b_idx, n_idx = torch.nonzero(valid, as_tuple=True)
-    hist = cond[b_idx, :, n_idx][:, -k:]  # (S, 6, 4)
+    hist = cond[b_idx, :, n_idx][:, -k:]  # (S, H+1, 4)
     boxes7 = torch.cat([hist, batch["cur_bbox"][b_idx, n_idx][:, None]], dim=1)
     condition, target = build_condition(boxes7)
     if "rows_kept" in batch:

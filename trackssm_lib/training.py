@@ -234,6 +234,9 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
         raise ConfigError(f"config key 'giou_weight' must be a finite number >= 0, got {cfg['giou_weight']!r}")
     if cfg["short_history_prob"] is None or not 0.0 <= cfg["short_history_prob"] <= 1.0:
         raise ConfigError(f"config key 'short_history_prob' must lie in [0, 1], got {cfg['short_history_prob']!r}")
+    if cfg["short_history_prob"] > 0 and int(cfg["rollout_steps"]) > 1:
+        raise ConfigError("config keys 'short_history_prob' and 'rollout_steps': young-track histories apply to the "
+                          "one-step loss only; set rollout_steps=1 or short_history_prob=0")
     if int(cfg["rollout_steps"]) + int(cfg["history"]) > int(cfg["sequence_length"]):
         raise ConfigError(f"config key 'rollout_steps' = {cfg['rollout_steps']} needs sequence_length >= "
                           f"{int(cfg['rollout_steps']) + int(cfg['history'])} with 'history' = {cfg['history']}, "

@@ -251,11 +251,11 @@ class TrackSSM(nn.Module):
         """The official loss averaged over ``K`` steps of the tracker's rollout of a lost track.
 
         ``history (B, H+1, 4)``: boxes b0..bH (H = :attr:`history`, official 5); ``targets (B, K, 4)``: the next
-        ``K`` boxes. Step k predicts from the last H + 1 boxes, where the boxes after b5 are the model's own earlier predictions (as the tracker appends
-        predictions while a track is lost). Gradients flow through the whole rollout, or with ``detach_feedback``
-        only through each step's own prediction: the fed-back boxes are then plain inputs (the loss value is the
-        same), so every step is trained as a one-step prediction from the model's own history, without
-        back-propagating through the earlier steps. ``K = 1`` is :meth:`loss`.
+        ``K`` boxes. Step k predicts from the last H + 1 boxes, where the boxes after bH are the model's own earlier
+        predictions (as the tracker appends predictions while a track is lost). Gradients flow through the whole
+        rollout, or with ``detach_feedback`` only through each step's own prediction: the fed-back boxes are then
+        plain inputs (the loss value is the same), so every step is trained as a one-step prediction from the
+        model's own history, without back-propagating through the earlier steps. ``K = 1`` is :meth:`loss`.
         """
         n_in = self.history + 1
         if history.dim() != 3 or history.shape[1] != n_in or targets.dim() != 3 or \

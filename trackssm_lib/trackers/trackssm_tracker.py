@@ -10,9 +10,9 @@ tracker does:
   ``(det, det - its last observed box)``.
 
 A model trained with a longer ``history`` (:attr:`TrackSSM.history`, a project option) keeps that many rows instead
-of 5. The model input is the deque padded at the END with copies of its last row up to that many rows, normalised by the image
-width (cx, w and their deltas) and height (cy, h and their deltas). The model returns the next absolute box,
-normalised; non-finite outputs fall back to the last box and sizes are kept >= 1 pixel.
+of 5. The model input is the deque padded at the END with copies of its last row up to that many rows, normalised
+by the image width (cx, w and their deltas) and height (cy, h and their deltas). The model returns the next
+absolute box, normalised; non-finite outputs fall back to the last box and sizes are kept >= 1 pixel.
 """
 from __future__ import annotations
 
