@@ -27,7 +27,7 @@ import torch
 
 from trackssm_lib.boxes import center_distance, paired_iou
 from trackssm_lib.constants import CLASS_NAMES
-from trackssm_lib.data import default_splits, extract_track_samples, load_split
+from trackssm_lib.data import HISTORY, default_splits, extract_track_samples, history_condition, load_split
 from trackssm_lib.fileio import write_json_atomic
 from trackssm_lib.model import TrackSSM, load_checkpoint
 from trackssm_lib.records import file_sha256
@@ -233,20 +233,18 @@ def constant_velocity(boxes7: np.ndarray) -> np.ndarray:
 
 def model_history(model: TrackSSM | None) -> int:
     """Boxes per condition of ``model`` (5, the official input, for None = constant velocity)."""
-    return 5 if model is None else int(getattr(model, "history", 5))
+    return HISTORY if model is None else int(getattr(model, "history", HISTORY))
 
 
 def sample_length(models: Iterable[TrackSSM | None]) -> int:
     """The sample length (history + 1 input boxes + the target) that serves every model of ``models``."""
-    return max([model_history(m) for m in models] + [5]) + 2
+    return max([model_history(m) for m in models] + [HISTORY]) + 2
 
 
 def predict_next(model: TrackSSM, history: np.ndarray, class_ids: np.ndarray | None = None,
                  device: str | torch.device = "cpu", batch_size: int = 2048) -> np.ndarray:
     """The model's prediction of the box after ``history (S, L, 4)`` for every sample (eval mode, no gradients):
     the model reads the last H + 1 boxes (``b0..b5`` for the official H = 5); ``L`` < H + 1 raises ValueError."""
-    from trackssm_lib.data import history_condition
-
     history = np.asarray(history, dtype=np.float32)
     n_in = model_history(model) + 1
     if history.ndim != 3 or history.shape[1] < n_in:

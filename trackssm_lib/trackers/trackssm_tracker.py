@@ -22,10 +22,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from trackssm_lib.data import HISTORY  # official rows per track
 from trackssm_lib.trackers.association import BaseTracker, Track
 from trackssm_lib.trackers.kalman_tracker import cxcywh_to_xyxy, xyxy_to_cxcywh
 
-HISTORY = 5  # official rows per track
 
 
 class TrackSSMTracker(BaseTracker):
