@@ -371,6 +371,7 @@ class WindowDataset(Dataset):
         cur_mask[col[rows]] = False
         cur_cls[col[rows]] = cls[rows]
         clean = condition  # history boxes as rollout targets: flipped with the item, never jittered
+        rows_kept = np.full(n, FULL_HISTORY, dtype=np.int64)  # young-track cut per track (none by default)
         if self.train:
             rng = item_rng(self.seed, self.epoch, index)
             flip = bool(rng.random() < self.flip_prob)
@@ -379,14 +380,12 @@ class WindowDataset(Dataset):
             condition = augment_boxes(condition, ~padding, rng, flip, self.jitter)
             if self.short_history_prob > 0:  # drawn last: runs without it keep their random numbers
                 young = rng.random(n) < self.short_history_prob
-                rows_kept = np.where(young, rng.integers(1, max(self.history, 2), n), FULL_HISTORY)
+                rows_kept[young] = rng.integers(1, max(self.history, 2), n)[young]
             cur_bbox = augment_boxes(cur_bbox, np.zeros(n, dtype=bool), rng, flip, 0.0)
             condition[padding] = 0.0
             cur_bbox[cur_mask] = 0.0
-        if not (self.train and self.short_history_prob > 0):
-            rows_kept = np.full(n, FULL_HISTORY, dtype=np.int64)
         return {"condition": condition, "clean_condition": clean, "cur_bbox": cur_bbox, "padding_mask": padding,
-                "cur_mask": cur_mask, "rows_kept": rows_kept.astype(np.int64),
+                "cur_mask": cur_mask, "rows_kept": rows_kept,
                 "track_ids": np.where(padding, -1, ids[None, :]), "class_ids": cls_hist, "cur_class_ids": cur_cls,
                 "seq_name": seq.name, "start_frame": start}
 
@@ -415,8 +414,7 @@ def collate_windows(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out["track_ids"][b, :, :k] = torch.from_numpy(it["track_ids"])
         out["class_ids"][b, :, :k] = torch.from_numpy(it["class_ids"])
         out["cur_class_ids"][b, :k] = torch.from_numpy(it["cur_class_ids"])
-        if "rows_kept" in it:
-            out["rows_kept"][b, :k] = torch.from_numpy(it["rows_kept"])
+        out["rows_kept"][b, :k] = torch.from_numpy(it["rows_kept"])
     out["seq_names"] = [it["seq_name"] for it in items]
     out["start_frames"] = torch.tensor([it["start_frame"] for it in items], dtype=torch.long)
     return out
