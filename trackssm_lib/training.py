@@ -88,7 +88,7 @@ from trackssm_lib.data import (
     windows_to_samples,
 )
 from trackssm_lib.model import CheckpointError, TrackSSM, load_checkpoint, read_checkpoint, save_checkpoint
-from trackssm_lib.model.decoder import BOX_CODERS
+from trackssm_lib.model.decoder import check_box_coder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -223,11 +223,10 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
                 "rollout_steps", "history"):
         if int(cfg[key]) < 1:
             raise ConfigError(f"config key {key!r} must be >= 1, got {cfg[key]!r}")
-    if cfg["box_coder"] not in BOX_CODERS:
-        raise ConfigError(f"config key 'box_coder' must be one of {', '.join(BOX_CODERS)}, got {cfg['box_coder']!r}")
-    if cfg["box_coder"] != "absolute" and cfg["output_sigmoid"]:
-        raise ConfigError("config keys 'output_sigmoid' and 'box_coder': the sigmoid applies to absolute boxes only; "
-                          f"set output_sigmoid=false with box_coder={cfg['box_coder']}")
+    try:  # the decoder's own rules, so that a bad value fails before any data is read
+        check_box_coder(cfg["box_coder"], bool(cfg["output_sigmoid"]))
+    except ValueError as exc:
+        raise ConfigError(f"config keys 'box_coder' / 'output_sigmoid': {exc}") from exc
     if cfg["delta_gain"] is None or not (math.isfinite(cfg["delta_gain"]) and cfg["delta_gain"] > 0):
         raise ConfigError(f"config key 'delta_gain' must be a finite number > 0, got {cfg['delta_gain']!r}")
     if cfg["giou_weight"] is None or not (math.isfinite(cfg["giou_weight"]) and cfg["giou_weight"] >= 0):
