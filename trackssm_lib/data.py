@@ -253,11 +253,10 @@ def sequences_to_samples(sequences: Sequence[SequenceData], classes: Iterable[in
 def history_condition(history: np.ndarray | torch.Tensor) -> Any:
     """(S, H+1, 4) boxes b0..bH -> ``condition (S, H, 8)`` = [b1..bH | b1-b0..bH-bH-1] (numpy or torch); H = 5 is
     the official input ([b1..b5 | b1-b0..b5-b4])."""
-    hist = history
-    deltas = hist[:, 1:] - hist[:, :-1]
+    deltas = history[:, 1:] - history[:, :-1]
     if isinstance(history, torch.Tensor):
-        return torch.cat([hist[:, 1:], deltas], dim=-1)
-    return np.concatenate([hist[:, 1:], deltas], axis=-1)
+        return torch.cat([history[:, 1:], deltas], dim=-1)
+    return np.concatenate([history[:, 1:], deltas], axis=-1)
 
 
 def build_condition(boxes7: np.ndarray | torch.Tensor) -> tuple[Any, Any]:

@@ -27,7 +27,6 @@ from trackssm_lib.trackers.association import BaseTracker, Track
 from trackssm_lib.trackers.kalman_tracker import cxcywh_to_xyxy, xyxy_to_cxcywh
 
 
-
 class TrackSSMTracker(BaseTracker):
     """Shared association + TrackSSM predictions (one batched model call per frame).
 
