@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/track_quality.py --data EXPORT --checkpoint weights/phase2/phase2_full_best.pth
         [--split test] [--detections noisy] [--seed 0] [--extra-checkpoint NAME=PATH ...] [--boxmot]
-        [--out outputs/bench_quality]
+        [--ego-compensation] [--out outputs/bench_quality]
 
 Runs :func:`trackssm_lib.comparison.compare_trackers` (tracking + TrackEval, keyframes protocol) for ``kalman`` and
 ``trackssm`` with the given checkpoint on every sequence of the split, then checks the goal of the tracking issue:
@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--extra-checkpoint", action="append", default=[], metavar="NAME=PATH")
     p.add_argument("--boxmot", action="store_true", help="add ByteTrack, BoT-SORT and OC-SORT (optional extra)")
+    p.add_argument("--ego-compensation", action="store_true",
+                   help="remove the camera's rotation before each prediction (TrackSSM and Kalman)")
     p.add_argument("--out", default="outputs/bench_quality")
     args = p.parse_args(argv)
 
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.boxmot:
         trackers += [{"name": n, "tracker": f"boxmot:{n}", "checkpoint": None} for n in ("bytetrack", "botsort", "ocsort")]
     rows = compare_trackers(args.data, args.split, trackers, detections=[args.detections], out_dir=args.out,
-                            seed=args.seed, progress=True)
+                            seed=args.seed, progress=True, ego_compensation=args.ego_compensation)
     combined = {r["tracker"]: r for r in rows if r["class_name"] == COMBINED["combined_class_avg"]}
     print(f"\n{'tracker':<22}{'HOTA':>7}{'MOTA':>7}{'IDF1':>7}{'IDSW':>6}{'cam fps':>9}  sequences")
     for name, r in combined.items():

@@ -260,3 +260,35 @@ def test_cli(export_split, tmp_path):
             ns.func(ns)
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["protocol"] == "all" and saved["combined_class_avg"]["HOTA"] == pytest.approx(100.0)
+
+
+def test_mot17_rules_remove_distractor_matches(tmp_path):
+    """MOT16+ rules: tracker boxes on distractor GT (static person, distractor, reflection) are not false positives;
+    under MOT15 rules (no preprocessing) the same boxes are. Identity on the considered pedestrians stays 100 %."""
+    mot17 = SHARED_DATA / "mot17-train-gt"
+    if not mot17.is_dir():
+        pytest.skip(f"MOT17 ground truth not found at {mot17} (it lives in ../shared/data beside the checkout)")
+    name = "MOT17-09-FRCNN"
+    gt_dir = tmp_path / "gt"
+    gt_dir.mkdir()
+    (gt_dir / name).symlink_to(mot17 / name)
+    gt = read_gt(mot17 / name)
+    pedestrians = gt[(gt[:, 6] == 1) & (gt[:, 7] == 1)]
+    distractors = gt[np.isin(gt[:, 7], [7, 8, 12])].copy()
+    assert len(pedestrians) and len(distractors)
+    distractors[:, 1] += pedestrians[:, 1].max()
+    rows = np.concatenate([pedestrians, distractors])
+    rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]
+    rows[:, 7] = -1  # MOTChallenge results carry no class
+    results = tmp_path / "res"
+    results.mkdir()
+    write_rows(results / f"{name}.txt", rows)
+
+    mot17_out = evaluate(gt_dir, results, None, benchmark="MOT17", print_summary=False)["per_class"]["pedestrian"]
+    assert mot17_out["GT_Dets"] == len(pedestrians)
+    assert mot17_out["FP"] == 0 and mot17_out["IDSW"] == 0
+    for key in ("HOTA", "MOTA", "IDF1"):
+        assert mot17_out[key] == pytest.approx(100.0), key
+    mot15_out = evaluate(gt_dir, results, None, benchmark="MOT15", print_summary=False)["per_class"]["pedestrian"]
+    assert mot15_out["GT_Dets"] == len(pedestrians)
+    assert mot15_out["FP"] == len(distractors) and mot15_out["MOTA"] < 100

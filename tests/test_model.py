@@ -214,7 +214,7 @@ def test_generalized_iou_values():
     independence of the image scale (normalised coordinates), and a clear error on mismatched shapes."""
     from trackssm_lib.boxes import paired_iou
     from trackssm_lib.model.box_loss import generalized_iou
-    from trackssm_lib.trackers.kalman_tracker import cxcywh_to_xyxy
+    from trackssm_lib.boxes import cxcywh_to_xyxy
 
     def cxcywh(x1, y1, x2, y2):
         return [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
@@ -452,8 +452,8 @@ def test_delta_gain_is_a_reparametrisation(tmp_path, model):
     emb = "encoder.mamba_net.embedding.weight"
     held = gained.encoder.mamba_net.embedding.weight.detach()
     assert torch.allclose(held[:4], plain_sd[emb][:4]) and torch.allclose(held[4:] * 50, plain_sd[emb][4:])
-    with torch.no_grad():
-        assert torch.allclose(gained(cond, ids), model(cond, ids), atol=1e-6)
+    with torch.no_grad():  # equal up to the float32 rounding of the stored weights / gain (a few 1e-6 here)
+        assert torch.allclose(gained(cond, ids), model(cond, ids), atol=2e-5)
     for key, value in gained.state_dict().items():
         assert torch.allclose(value, plain_sd[key], rtol=1e-6, atol=1e-9), key
     path = save_checkpoint(tmp_path / "gained.pt", gained)

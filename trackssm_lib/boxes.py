@@ -12,6 +12,20 @@ def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
 
 
+def xyxy_to_cxcywh(box: np.ndarray) -> np.ndarray:
+    """(..., 4) x1, y1, x2, y2 -> cx, cy, w, h."""
+    box = np.asarray(box, dtype=np.float64)
+    return np.stack([(box[..., 0] + box[..., 2]) / 2, (box[..., 1] + box[..., 3]) / 2,
+                     box[..., 2] - box[..., 0], box[..., 3] - box[..., 1]], axis=-1)
+
+
+def cxcywh_to_xyxy(box: np.ndarray) -> np.ndarray:
+    """(..., 4) cx, cy, w, h -> x1, y1, x2, y2."""
+    box = np.asarray(box, dtype=np.float64)
+    return np.stack([box[..., 0] - box[..., 2] / 2, box[..., 1] - box[..., 3] / 2,
+                     box[..., 0] + box[..., 2] / 2, box[..., 1] + box[..., 3] / 2], axis=-1)
+
+
 def _area(b: np.ndarray) -> np.ndarray:
     return np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
 

@@ -174,7 +174,8 @@ def unavailable_row(tracker: str, detections: str, reason: str, sequences: int) 
 def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mapping[str, Any]],
                      detections: Sequence[str] = ("gt", "noisy"), out_dir: str | Path = "outputs/comparison",
                      protocol: str = "keyframes", seed: int = 0, max_sequences: int | None = None,
-                     progress: bool = False, say=print, lost_seconds: float = 1.0) -> list[dict[str, Any]]:
+                     progress: bool = False, say=print, lost_seconds: float = 1.0,
+                     ego_compensation: bool = False) -> list[dict[str, Any]]:
     """Run and score every tracker on every detection source; rows as in :data:`ROW_KEYS`.
 
     ``trackers``: ``[{'name': ..., 'tracker': 'kalman'|'trackssm'|'boxmot:NAME', 'checkpoint': path|None}]``.
@@ -182,6 +183,8 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
     per-class rows and the combined rows ``all (class avg)`` / ``all (detection avg)``; ``fps`` is camera frames
     per second of the tracking run (of the run that made reused results). ``lost_seconds``: the lost-track timeout
     of the project's association (TrackSSM and Kalman; official 1 s); BoxMOT trackers keep their own buffers.
+    ``ego_compensation``: remove the camera's rotation before each prediction (TrackSSM and Kalman, see
+    :mod:`trackssm_lib.ego_motion`; off in the official tracker).
     """
     from trackssm_lib.tracking import run_tracking
     from trackssm_lib.evaluation import evaluate
@@ -208,12 +211,14 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
                 rows.append(unavailable_row(spec["name"], det, reason, len(seqs)))
                 continue
             ck = spec.get("checkpoint")
-            assoc = {} if spec["tracker"].startswith("boxmot:") else {"lost_seconds": float(lost_seconds)}
+            assoc = {} if spec["tracker"].startswith("boxmot:") else {"lost_seconds": float(lost_seconds),
+                                                                       "ego_compensation": bool(ego_compensation)}
             settings = {"tracker": spec["tracker"], "checkpoint": str(ck) if ck else None,
                         "checkpoint_sha256": file_sha256(ck) if ck else None, "detections": det,
                         "detections_dir": str(Path(det).resolve()) if det not in ("gt", "noisy") else None,
                         "seed": int(seed), "split": split, "protocol": protocol, "sequences": seqs,
-                        "data": str(Path(data_dir).resolve()), "lost_seconds": assoc.get("lost_seconds")}
+                        "data": str(Path(data_dir).resolve()), "lost_seconds": assoc.get("lost_seconds"),
+                        "ego_compensation": assoc.get("ego_compensation", False)}
             run_dir = run_folder(out_dir, spec["name"], det)
             res_dir, eval_dir, settings_file = run_dir / "results", run_dir / "eval", run_dir / "settings.json"
             key = json.dumps({k: v for k, v in settings.items() if k != "checkpoint"}, sort_keys=True)

@@ -1,9 +1,11 @@
 """Export nuScenes scenes as MOTChallenge-style sequences, one per (scene, camera), at the camera's frame rate.
 
 Layout per sequence ``OUT/<split>/<scene>_<CAMERA>/``: ``gt/gt.txt`` (``frame,track_id,x,y,w,h,1,class_id,
-visibility,-1``), ``gt/ids.csv``, ``frames.csv``, ``seqinfo.ini``; plus ``OUT/seqmaps/<split>.txt``,
-``OUT/stats.json`` and ``OUT/export.json`` (the settings, so a rerun cannot mix settings). Each sequence is
-written to a temporary folder and renamed into place; a rerun skips complete sequences unless ``overwrite``.
+visibility,-1``), ``gt/ids.csv``, ``frames.csv``, ``seqinfo.ini``, ``camera.csv`` (the camera's pose and
+intrinsics per frame, :mod:`trackssm_lib.ego_motion`; not for ``linear2d``'s virtual frames); plus
+``OUT/seqmaps/<split>.txt``, ``OUT/stats.json`` and ``OUT/export.json`` (the settings, so a rerun cannot mix
+settings). Each sequence is written to a temporary folder and renamed into place; a rerun skips complete sequences
+unless ``overwrite`` (and adds ``camera.csv`` where an export made before it existed lacks it).
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from trackssm_lib.constants import CAMERA_FPS, CLASS_NAMES, IMAGE_HEIGHT, IMAGE_WIDTH
+from trackssm_lib.ego_motion import CAMERA_FILE, camera_rows, format_camera_csv
 from trackssm_lib.fileio import write_json_atomic, write_text_atomic
-from trackssm_lib.frames import camera_frames, check_cameras, get_scene, scene_annotations
+from trackssm_lib.frames import CameraFrames, camera_frames, check_cameras, get_scene, scene_annotations
 from trackssm_lib.interpolation import FrameBoxes, SequenceFrames, check_interp, sequence_boxes
 from trackssm_lib.nuscenes_db import DataError, load_nuscenes
 from trackssm_lib.projection import CLIP_MODES
@@ -58,8 +61,18 @@ def format_gt_rows(frame: np.ndarray, track_id: np.ndarray, boxes: np.ndarray, c
     return (row * len(order)) % tuple(flat.ravel().tolist())
 
 
-def write_sequence(seq_dir: Path, name: str, frames: SequenceFrames, boxes: FrameBoxes, dataroot: Path) -> dict:
-    """Write one sequence folder (the caller renames it into place) and return its statistics."""
+def camera_file_text(cam: CameraFrames) -> str:
+    """``camera.csv`` of a camera's frames: its pose in the global frame and its intrinsics, per frame."""
+    return format_camera_csv(camera_rows(cam.ego_translation, cam.ego_rotation, cam.cam_translation,
+                                         cam.cam_rotation, cam.intrinsic))
+
+
+def write_sequence(seq_dir: Path, name: str, frames: SequenceFrames, boxes: FrameBoxes, dataroot: Path,
+                   camera_csv: str | None = None) -> dict:
+    """Write one sequence folder (the caller renames it into place) and return its statistics.
+
+    ``camera_csv``: the text of ``camera.csv`` (None for frames without poses, i.e. ``linear2d``'s virtual ones).
+    """
     (seq_dir / "gt").mkdir(parents=True)
     track_id, instances = assign_track_ids(boxes)
     (seq_dir / "gt" / "gt.txt").write_text(
@@ -75,6 +88,8 @@ def write_sequence(seq_dir: Path, name: str, frames: SequenceFrames, boxes: Fram
     (seq_dir / "seqinfo.ini").write_text(
         f"[Sequence]\nname={name}\nimDir={dataroot}\nframeRate={CAMERA_FPS}\nseqLength={len(frames)}\n"
         f"imWidth={IMAGE_WIDTH}\nimHeight={IMAGE_HEIGHT}\nimExt=.jpg\n")
+    if camera_csv is not None:
+        (seq_dir / CAMERA_FILE).write_text(camera_csv)
     return sequence_stats(frames.is_key_frame, boxes.frame, boxes.class_id, track_id)
 
 
@@ -102,7 +117,11 @@ def _export_scene(task: tuple) -> list[tuple[str, str, dict, bool]]:
     for camera in cameras:
         name = sequence_name(scene_name, camera)
         final = out / split / name
+        poses = interp != "linear2d"  # linear2d's virtual frames have no camera pose
         if final.is_dir() and not overwrite:
+            if poses and not (final / CAMERA_FILE).is_file():  # an export made before camera.csv existed
+                ann = ann if ann is not None else scene_annotations(nusc, scene_name)
+                write_text_atomic(final / CAMERA_FILE, camera_file_text(camera_frames(nusc, scene_name, camera, ann)))
             results.append((split, name, None, True))
             continue
         ann = ann if ann is not None else scene_annotations(nusc, scene_name)
@@ -110,7 +129,7 @@ def _export_scene(task: tuple) -> list[tuple[str, str, dict, bool]]:
         frames, boxes = sequence_boxes(nusc, scene_name, camera, interp, clip, annotations=ann, cam=cam)
         tmp = out / split / f".tmp-{name}-{os.getpid()}"
         try:
-            stats = write_sequence(tmp, name, frames, boxes, dataroot)
+            stats = write_sequence(tmp, name, frames, boxes, dataroot, camera_file_text(cam) if poses else None)
             _replace_dir(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -1,13 +1,15 @@
 """Run a tracker over a prepared split: one result file per sequence, cameras of a scene batched together.
 
 ``python -m trackssm_lib track --data EXPORT --split mini_val --tracker trackssm|kalman|boxmot:NAME
-[--checkpoint PATH] --detections gt|noisy|DIR --out RESULTS``
+[--checkpoint PATH] --detections gt|noisy|DIR --out RESULTS [--ego-compensation]``
 
 Results: ``OUT/<sequence>.txt`` with rows ``frame,track_id,x,y,w,h,score,class_id,-1,-1`` (MOT format, top-left
 x/y in pixels, 1-based frames; track ids 1-based, small and unique per sequence), written atomically; every
 sequence of the split gets a file, possibly empty. The sequences ``<scene>_<CAMERA>`` of a scene are tracked
 together (one tracker per camera, one batched TrackSSM call per frame index, see
-:class:`~trackssm_lib.trackers.MultiCameraTracker`).
+:class:`~trackssm_lib.trackers.MultiCameraTracker`). ``--ego-compensation`` (off by default: the official tracker
+has none) moves every track through the camera's rotation between frames, from the poses in ``camera.csv``
+(:mod:`trackssm_lib.ego_motion`), before each prediction; trackssm and kalman get the same compensation.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from tqdm.auto import tqdm
 from trackssm_lib.constants import CAMERAS
 from trackssm_lib.data import read_seqinfo, split_sequence_dirs
 from trackssm_lib.detections import load_detections
+from trackssm_lib.ego_motion import CameraPoseError, read_camera_csv
 from trackssm_lib.fileio import write_text_atomic
 
 TRACKERS = ("trackssm", "kalman")
@@ -100,11 +103,16 @@ def format_rows(rows: np.ndarray) -> str:
 
 
 def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: str | Path, model: Any,
-                seed: int, det_config: dict | None = None, **assoc: Any) -> dict[str, np.ndarray]:
-    """Track the sequences of one scene together -> {sequence: (R, 8) frame, id, x1, y1, x2, y2, score, class}."""
+                seed: int, det_config: dict | None = None, ego_compensation: bool = False,
+                **assoc: Any) -> dict[str, np.ndarray]:
+    """Track the sequences of one scene together -> {sequence: (R, 8) frame, id, x1, y1, x2, y2, score, class}.
+
+    ``ego_compensation``: warp every track by the camera's rotation since the previous frame before each update.
+    """
+    from trackssm_lib.ego_motion import frame_homographies
     from trackssm_lib.trackers import MultiCameraTracker
 
-    infos, dets, trackers = {}, {}, {}
+    infos, dets, trackers, warps = {}, {}, {}, {}
     for d in seq_dirs:
         info = read_seqinfo(d)
         seq = str(info.get("name", d.name))
@@ -112,11 +120,16 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
         dets[seq] = load_detections(detections, d, seed=seed, config=det_config)
         trackers[seq] = make_tracker(kind, name, float(info.get("frameRate", 12)),
                                      (info["imWidth"], info["imHeight"]), model, **assoc)
+        if ego_compensation:
+            warps[seq] = frame_homographies(d, info.get("seqLength"))
     multi = MultiCameraTracker(trackers)
     lengths = {s: max(dets[s]) if dets[s] else 0 for s in dets}
     rows: dict[str, list[np.ndarray]] = {s: [] for s in dets}
     for frame in range(1, max(lengths.values(), default=0) + 1):
         step = {s: dets[s].get(frame, np.zeros((0, 6))) for s in dets if frame <= lengths[s]}
+        for s in step:
+            if s in warps and frame >= 2:
+                trackers[s].camera_motion(warps[s][frame - 1])
         out = multi.update(step)
         for s, tracks in out.items():
             if len(tracks):
@@ -128,8 +141,11 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
 def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", detections: str | Path = "gt",
                  out: str | Path = "results", checkpoint: str | Path | None = None, seed: int = 0,
                  progress: bool = True, det_config: dict | None = None, device: str = "cpu",
-                 **assoc: Any) -> dict[str, Any]:
+                 ego_compensation: bool = False, **assoc: Any) -> dict[str, Any]:
     """Track every sequence of ``split`` in the prepared export ``data_dir``; write ``out/<sequence>.txt``.
+
+    ``ego_compensation``: remove the camera's own rotation from the image motion (``camera.csv`` poses; trackssm
+    and kalman only).
 
     Returns a summary: sequences, frames, boxes, tracks (ids over all sequences), seconds, camera frames per
     second, the output folder and the settings.
@@ -137,6 +153,9 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
     kind, name = parse_tracker(tracker)
     if checkpoint is not None and kind != "trackssm":
         raise TrackingError(f"--checkpoint is only used by the trackssm tracker, not {tracker!r}")
+    if ego_compensation and kind == "boxmot":
+        raise TrackingError("--ego-compensation applies to the trackssm and kalman trackers; BoxMOT trackers run "
+                            "with their own settings")
     try:
         seq_dirs = split_sequence_dirs(data_dir, split)
     except FileNotFoundError as exc:
@@ -151,6 +170,12 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
         if name not in BOXMOT_TRACKERS:
             raise UnknownTrackerError(f"unknown BoxMOT tracker {name!r}; choose one of {sorted(BOXMOT_TRACKERS)}")
         import_boxmot()
+    if ego_compensation:  # every camera.csv checked before any tracking starts
+        for d in seq_dirs:
+            try:
+                read_camera_csv(d, read_seqinfo(d).get("seqLength"))
+            except CameraPoseError as exc:
+                raise TrackingError(str(exc)) from exc
     model = load_model(checkpoint, seed=seed, device=device) if kind == "trackssm" else None
 
     scenes: dict[str, list[Path]] = {}
@@ -163,7 +188,7 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
     bar = tqdm(scenes.items(), total=len(scenes), desc=f"track {tracker}", unit="scene", disable=not progress,
                file=sys.stderr)
     for _, dirs in bar:
-        results = track_scene(dirs, kind, name, detections, model, seed, det_config, **assoc)
+        results = track_scene(dirs, kind, name, detections, model, seed, det_config, ego_compensation, **assoc)
         for d in dirs:
             info = read_seqinfo(d)
             seq = str(info.get("name", d.name))
@@ -178,7 +203,7 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
             "tracks": n_tracks, "seconds": round(seconds, 3),
             "fps": round(n_frames / seconds, 1) if seconds > 0 else None, "out": str(out), "tracker": tracker,
             "detections": str(detections), "checkpoint": None if checkpoint is None else str(checkpoint),
-            "seed": seed, "split": split}
+            "seed": seed, "split": split, "ego_compensation": bool(ego_compensation)}
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
@@ -186,7 +211,8 @@ def _track_command(args: argparse.Namespace) -> int:
     import json
 
     summary = run_tracking(args.data, args.split, tracker=args.tracker, detections=args.detections, out=args.out,
-                           checkpoint=args.checkpoint, seed=args.seed, progress=not args.quiet)
+                           checkpoint=args.checkpoint, seed=args.seed, progress=not args.quiet,
+                           ego_compensation=args.ego_compensation)
     print(json.dumps(summary))
     return 0
 
@@ -203,6 +229,9 @@ def add_track_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--detections", default="gt", help="gt | noisy | folder of <sequence>.txt MOT detections")
     p.add_argument("--out", required=True, help="results folder (<sequence>.txt)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noisy detections (and of random weights)")
+    p.add_argument("--ego-compensation", action="store_true",
+                   help="remove the camera's own rotation between frames (poses in camera.csv) before each "
+                        "prediction; trackssm and kalman (off: the official tracker)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_track_command)
     return p

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from trackssm_lib.boxes import iou_matrix
+from trackssm_lib.boxes import cxcywh_to_xyxy, iou_matrix, xyxy_to_cxcywh
 
 # columns of the array returned by BaseTracker.update
 TRACK_COLUMNS = ("x1", "y1", "x2", "y2", "track_id", "score", "class_id", "det_index")
@@ -161,6 +161,30 @@ class BaseTracker(ABC):
     @abstractmethod
     def correct(self, track: Track, box: np.ndarray) -> None:
         """Fold the matched detection box (x1y1x2y2) into ``track.motion``."""
+
+    def warp_motion(self, tracks: Sequence[Track], h: np.ndarray) -> None:
+        """Move the motion state of ``tracks`` through the homography ``h`` (ego-rotation compensation).
+
+        Default: nothing (a motion model without image-coordinate state); the trackers override it.
+        """
+
+    def camera_motion(self, h: np.ndarray) -> None:
+        """Ego-rotation compensation before the next ``update``: every track (tracked, unconfirmed and lost) is
+        moved into the next frame's camera orientation by the homography ``h`` (:mod:`trackssm_lib.ego_motion`);
+        the motion model then only has to predict the object's own motion."""
+        from trackssm_lib.ego_motion import warp_boxes
+
+        h = np.asarray(h, dtype=np.float64)
+        if h.shape != (3, 3) or not np.isfinite(h).all():
+            raise ValueError(f"camera motion must be a finite 3x3 homography, got shape {h.shape}")
+        tracks = self.tracked + self.lost
+        if not tracks:
+            return
+        boxes = xyxy_to_cxcywh(np.array([t.box for t in tracks]))
+        warped, _ = warp_boxes(h, boxes)
+        for t, b in zip(tracks, cxcywh_to_xyxy(warped)):
+            t.box = b
+        self.warp_motion(tracks, h)
 
     # ---------------------------------------------------------------- association
     def prediction_pool(self) -> list[Track]:

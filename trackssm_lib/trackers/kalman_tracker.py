@@ -11,21 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
+from trackssm_lib.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
 from trackssm_lib.trackers.association import BaseTracker, Track, TrackState
 
 _NDIM = 4
-
-
-def xyxy_to_cxcywh(box: np.ndarray) -> np.ndarray:
-    box = np.asarray(box, dtype=np.float64)
-    return np.stack([(box[..., 0] + box[..., 2]) / 2, (box[..., 1] + box[..., 3]) / 2,
-                     box[..., 2] - box[..., 0], box[..., 3] - box[..., 1]], axis=-1)
-
-
-def cxcywh_to_xyxy(box: np.ndarray) -> np.ndarray:
-    box = np.asarray(box, dtype=np.float64)
-    return np.stack([box[..., 0] - box[..., 2] / 2, box[..., 1] - box[..., 3] / 2,
-                     box[..., 0] + box[..., 2] / 2, box[..., 1] + box[..., 3] / 2], axis=-1)
 
 
 class KalmanFilterXYWH:
@@ -94,6 +83,24 @@ class KalmanTracker(BaseTracker):
             t.motion = (mean[i], cov[i])
             t.predicted = True
         return cxcywh_to_xyxy(mean[:, :4])
+
+    def warp_motion(self, tracks: Sequence[Track], h: np.ndarray) -> None:
+        """Ego-rotation compensation: centres through ``h``; velocities through its Jacobian ``J``; sizes and size
+        velocities scaled by ``J``'s diagonal; the covariance transformed with the same linear map."""
+        from trackssm_lib.ego_motion import warp_boxes
+
+        mean = np.stack([t.motion[0] for t in tracks])
+        cov = np.stack([t.motion[1] for t in tracks])
+        boxes, jac = warp_boxes(h, mean[:, :4])
+        scale = np.abs(np.stack([jac[:, 0, 0], jac[:, 1, 1]], axis=1))
+        linear = np.zeros((len(tracks), 2 * _NDIM, 2 * _NDIM))
+        for start in (0, 4):
+            linear[:, start:start + 2, start:start + 2] = jac
+            linear[:, start + 2, start + 2], linear[:, start + 3, start + 3] = scale[:, 0], scale[:, 1]
+        mean = np.concatenate([boxes, np.einsum("nij,nj->ni", linear[:, 4:, 4:], mean[:, 4:])], axis=1)
+        cov = linear @ cov @ np.swapaxes(linear, 1, 2)
+        for i, t in enumerate(tracks):
+            t.motion = (mean[i], cov[i])
 
     def correct(self, track: Track, box: np.ndarray) -> None:
         mean, cov = track.motion

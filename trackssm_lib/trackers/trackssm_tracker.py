@@ -22,9 +22,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from trackssm_lib.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
 from trackssm_lib.data import HISTORY  # official rows per track
 from trackssm_lib.trackers.association import BaseTracker, Track
-from trackssm_lib.trackers.kalman_tracker import cxcywh_to_xyxy, xyxy_to_cxcywh
 
 
 class TrackSSMTracker(BaseTracker):
@@ -106,6 +106,27 @@ class TrackSSMTracker(BaseTracker):
             return np.zeros((0, 4))
         pred = self.run_model(self.build_conditions(tracks), self.class_ids(tracks))
         return self.apply_predictions(tracks, pred)
+
+    def warp_motion(self, tracks: Sequence[Track], h: np.ndarray) -> None:
+        """Ego-rotation compensation: every history row's box, the box before it (box - delta) and the last
+        observation go through ``h``; deltas are recomputed as differences of warped boxes, so the history reads as
+        if the camera had kept its current orientation."""
+        from trackssm_lib.ego_motion import warp_boxes
+
+        rows = [np.asarray(t.motion) for t in tracks]
+        sizes = [len(r) for r in rows]
+        stacked = np.concatenate(rows)
+        last_obs = np.stack([t.extra["last_obs"] for t in tracks])
+        warped, _ = warp_boxes(h, np.concatenate([stacked[:, :4], stacked[:, :4] - stacked[:, 4:], last_obs]))
+        n = len(stacked)
+        boxes, before = warped[:n], warped[n:2 * n]
+        start = 0
+        for t, size, obs in zip(tracks, sizes, warped[2 * n:]):
+            new_rows = np.concatenate([boxes[start:start + size], boxes[start:start + size] -
+                                       before[start:start + size]], axis=1)
+            t.motion = deque(list(new_rows), maxlen=self.history)
+            t.extra["last_obs"] = obs
+            start += size
 
     def correct(self, track: Track, box: np.ndarray) -> None:
         c = xyxy_to_cxcywh(box)
