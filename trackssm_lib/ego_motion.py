@@ -120,9 +120,7 @@ def warp_points(h: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarr
     p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     hp = p @ h[:2, :2].T + h[:2, 2]
     s = p @ h[2, :2] + h[2, 2]
-    if np.any(s <= 1e-9):
-        # a point that the rotation takes behind the camera: keep it where it was (no sensible image motion)
-        s = np.where(s <= 1e-9, np.nan, s)
+    s = np.where(s > 1e-9, s, np.nan)  # a point the rotation takes behind the camera stays where it was (below)
     warped = hp / s[:, None]
     jac = (h[None, :2, :2] - warped[:, :, None] * h[None, 2, :2][:, None, :]) / s[:, None, None]
     bad = ~np.isfinite(warped).all(axis=1)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from trackssm_lib.constants import CAMERAS
 from trackssm_lib.data import read_seqinfo, split_sequence_dirs
 from trackssm_lib.detections import load_detections
-from trackssm_lib.ego_motion import CameraPoseError, read_camera_csv
+from trackssm_lib.ego_motion import CameraPoseError, frame_homographies
 from trackssm_lib.fileio import write_text_atomic
 
 TRACKERS = ("trackssm", "kalman")
@@ -103,13 +103,13 @@ def format_rows(rows: np.ndarray) -> str:
 
 
 def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: str | Path, model: Any,
-                seed: int, det_config: dict | None = None, ego_compensation: bool = False,
+                seed: int, det_config: dict | None = None, homographies: dict[Path, np.ndarray] | None = None,
                 **assoc: Any) -> dict[str, np.ndarray]:
     """Track the sequences of one scene together -> {sequence: (R, 8) frame, id, x1, y1, x2, y2, score, class}.
 
-    ``ego_compensation``: warp every track by the camera's rotation since the previous frame before each update.
+    ``homographies``: per sequence folder, the camera's rotation homography of every frame
+    (:func:`~trackssm_lib.ego_motion.frame_homographies`); given, every track is warped by it before each update.
     """
-    from trackssm_lib.ego_motion import frame_homographies
     from trackssm_lib.trackers import MultiCameraTracker
 
     infos, dets, trackers, warps = {}, {}, {}, {}
@@ -120,8 +120,8 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
         dets[seq] = load_detections(detections, d, seed=seed, config=det_config)
         trackers[seq] = make_tracker(kind, name, float(info.get("frameRate", 12)),
                                      (info["imWidth"], info["imHeight"]), model, **assoc)
-        if ego_compensation:
-            warps[seq] = frame_homographies(d, info.get("seqLength"))
+        if homographies is not None:
+            warps[seq] = homographies[d]
     multi = MultiCameraTracker(trackers)
     lengths = {s: max(dets[s]) if dets[s] else 0 for s in dets}
     rows: dict[str, list[np.ndarray]] = {s: [] for s in dets}
@@ -170,12 +170,12 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
         if name not in BOXMOT_TRACKERS:
             raise UnknownTrackerError(f"unknown BoxMOT tracker {name!r}; choose one of {sorted(BOXMOT_TRACKERS)}")
         import_boxmot()
-    if ego_compensation:  # every camera.csv checked before any tracking starts
-        for d in seq_dirs:
-            try:
-                read_camera_csv(d, read_seqinfo(d).get("seqLength"))
-            except CameraPoseError as exc:
-                raise TrackingError(str(exc)) from exc
+    homographies = None
+    if ego_compensation:  # every camera.csv read (and checked) before any tracking starts
+        try:
+            homographies = {d: frame_homographies(d, read_seqinfo(d).get("seqLength")) for d in seq_dirs}
+        except CameraPoseError as exc:
+            raise TrackingError(str(exc)) from exc
     model = load_model(checkpoint, seed=seed, device=device) if kind == "trackssm" else None
 
     scenes: dict[str, list[Path]] = {}
@@ -188,7 +188,7 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
     bar = tqdm(scenes.items(), total=len(scenes), desc=f"track {tracker}", unit="scene", disable=not progress,
                file=sys.stderr)
     for _, dirs in bar:
-        results = track_scene(dirs, kind, name, detections, model, seed, det_config, ego_compensation, **assoc)
+        results = track_scene(dirs, kind, name, detections, model, seed, det_config, homographies, **assoc)
         for d in dirs:
             info = read_seqinfo(d)
             seq = str(info.get("name", d.name))

@@ -38,6 +38,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from trackssm_lib.boxes import cxcywh_to_xyxy, iou_matrix, xyxy_to_cxcywh
+from trackssm_lib.ego_motion import warp_boxes
 
 # columns of the array returned by BaseTracker.update
 TRACK_COLUMNS = ("x1", "y1", "x2", "y2", "track_id", "score", "class_id", "det_index")
@@ -172,8 +173,6 @@ class BaseTracker(ABC):
         """Ego-rotation compensation before the next ``update``: every track (tracked, unconfirmed and lost) is
         moved into the next frame's camera orientation by the homography ``h`` (:mod:`trackssm_lib.ego_motion`);
         the motion model then only has to predict the object's own motion."""
-        from trackssm_lib.ego_motion import warp_boxes
-
         h = np.asarray(h, dtype=np.float64)
         if h.shape != (3, 3) or not np.isfinite(h).all():
             raise ValueError(f"camera motion must be a finite 3x3 homography, got shape {h.shape}")

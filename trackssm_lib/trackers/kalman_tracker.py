@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from trackssm_lib.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
+from trackssm_lib.ego_motion import warp_boxes
 from trackssm_lib.trackers.association import BaseTracker, Track, TrackState
 
 _NDIM = 4
@@ -87,8 +88,6 @@ class KalmanTracker(BaseTracker):
     def warp_motion(self, tracks: Sequence[Track], h: np.ndarray) -> None:
         """Ego-rotation compensation: centres through ``h``; velocities through its Jacobian ``J``; sizes and size
         velocities scaled by ``J``'s diagonal; the covariance transformed with the same linear map."""
-        from trackssm_lib.ego_motion import warp_boxes
-
         mean = np.stack([t.motion[0] for t in tracks])
         cov = np.stack([t.motion[1] for t in tracks])
         boxes, jac = warp_boxes(h, mean[:, :4])

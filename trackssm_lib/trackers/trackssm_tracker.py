@@ -24,6 +24,7 @@ import torch
 
 from trackssm_lib.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
 from trackssm_lib.data import HISTORY  # official rows per track
+from trackssm_lib.ego_motion import warp_boxes
 from trackssm_lib.trackers.association import BaseTracker, Track
 
 
@@ -111,8 +112,6 @@ class TrackSSMTracker(BaseTracker):
         """Ego-rotation compensation: every history row's box, the box before it (box - delta) and the last
         observation go through ``h``; deltas are recomputed as differences of warped boxes, so the history reads as
         if the camera had kept its current orientation."""
-        from trackssm_lib.ego_motion import warp_boxes
-
         rows = [np.asarray(t.motion) for t in tracks]
         sizes = [len(r) for r in rows]
         stacked = np.concatenate(rows)
