@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from pyquaternion import Quaternion
 
-from trackssm_lib.ego_motion import (CAMERA_FILE, CameraPoseError, frame_homographies, quaternion_multiply,
-                                     read_camera_csv, warp_boxes, warp_points)
+from trackssm_lib.ego_motion import (CAMERA_FILE, CameraPoseError, frame_homographies, read_camera_csv, warp_boxes,
+                                     warp_points)
 from trackssm_lib.evaluation import evaluate
 from trackssm_lib.export import prepare
+from trackssm_lib.geometry import quaternion_multiply
 from trackssm_lib.trackers import KalmanTracker, TrackSSMTracker
 from trackssm_lib.tracking import TrackingError, run_tracking
 

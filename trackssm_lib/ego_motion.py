@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trackssm_lib.geometry import normalize_quaternions, quaternion_to_matrix
+from trackssm_lib.geometry import normalize_quaternions, quaternion_multiply, quaternion_to_matrix
 
 CAMERA_FILE = "camera.csv"
 CAMERA_COLUMNS = ("frame", "tx", "ty", "tz", "qw", "qx", "qy", "qz", "fx", "fy", "cx", "cy")
@@ -27,17 +27,6 @@ CAMERA_COLUMNS = ("frame", "tx", "ty", "tz", "qw", "qx", "qy", "qz", "fx", "fy",
 
 class CameraPoseError(ValueError):
     """A sequence without (or with a malformed) ``camera.csv``."""
-
-
-def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton products ``a * b`` of quaternions (..., 4) as (w, x, y, z): the rotation ``b`` then ``a``."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack([aw * bw - ax * bx - ay * by - az * bz,
-                     aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw], axis=-1)
 
 
 def camera_rows(ego_translation: np.ndarray, ego_rotation: np.ndarray, cam_translation: np.ndarray,
@@ -89,6 +78,7 @@ def read_camera_csv(seq_dir: str | Path, length: int | None = None) -> np.ndarra
 
 
 def intrinsic_matrices(rows: np.ndarray) -> np.ndarray:
+    """(F, 3, 3) camera matrices from the fx, fy, cx, cy columns of :func:`read_camera_csv` rows."""
     fx, fy, cx, cy = (rows[:, i] for i in range(7, 11))
     k = np.zeros((len(rows), 3, 3))
     k[:, 0, 0], k[:, 1, 1], k[:, 0, 2], k[:, 1, 2], k[:, 2, 2] = fx, fy, cx, cy, 1.0
@@ -141,5 +131,5 @@ def warp_boxes(h: np.ndarray, cxcywh: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 __all__ = ["CAMERA_COLUMNS", "CAMERA_FILE", "CameraPoseError", "camera_rows", "format_camera_csv",
-           "frame_homographies", "intrinsic_matrices", "quaternion_multiply", "read_camera_csv",
+           "frame_homographies", "intrinsic_matrices", "read_camera_csv",
            "rotation_homographies", "warp_boxes", "warp_points"]

@@ -42,6 +42,17 @@ def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
     return m
 
 
+def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton products ``a * b`` of quaternions (..., 4) as (w, x, y, z): the rotation ``b`` then ``a``."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack([aw * bw - ax * bx - ay * by - az * bz,
+                     aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw], axis=-1)
+
+
 def slerp(q0: np.ndarray, q1: np.ndarray, amount: np.ndarray) -> np.ndarray:
     """Spherical linear interpolation along the shorter arc, row by row (same formula as pyquaternion)."""
     q0 = normalize_quaternions(q0).copy()
