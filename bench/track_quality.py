@@ -1,15 +1,18 @@
 """Tracking quality: fine-tuned TrackSSM against the Kalman baseline (same association, same detections).
 
     .venv/bin/python bench/track_quality.py --data EXPORT --checkpoint weights/phase2/phase2_full_best.pth
-        [--split test] [--detections noisy] [--seed 0] [--extra-checkpoint NAME=PATH ...] [--boxmot]
+        [--split test] [--detections noisy] [--seed 0] [--extra-checkpoint NAME=PATH ...] [--boxmot] [--oracle]
         [--ego-compensation] [--out outputs/bench_quality]
 
 Runs :func:`trackssm_lib.comparison.compare_trackers` (tracking + TrackEval, keyframes protocol) for ``kalman`` and
 ``trackssm`` with the given checkpoint on every sequence of the split, then checks the goal of the tracking issue:
 TrackSSM at least +2 HOTA and at most 0.7x the identity switches of Kalman (combined class average; IDSW summed
 over classes), and splits each tracker's identity switches by cause (:mod:`trackssm_lib.switch_analysis`: swaps,
-absences longer than the 1 s lost timeout, lost tracks). ``--extra-checkpoint`` adds further TrackSSM weights (e.g. the zero-shot phase-0 model) and
-``--boxmot`` the BoxMOT baselines. Prints one table and writes ``<out>/quality.json``; finished runs are reused.
+absences longer than the 1 s lost timeout, lost tracks). ``--extra-checkpoint`` adds further TrackSSM weights (e.g.
+the zero-shot phase-0 model) and ``--boxmot`` the BoxMOT baselines. ``--oracle`` adds the same association with
+ground-truth predictions (:mod:`trackssm_lib.trackers.oracle_tracker`), the bound of any motion model, and reports
+the share of the Kalman-to-oracle gap that TrackSSM closes (and the share the IDSW goal needs). Prints one table and
+writes ``<out>/quality.json``; finished runs are reused.
 """
 from __future__ import annotations
 
@@ -29,6 +32,32 @@ HOTA_GAIN = 2.0
 IDSW_RATIO = 0.7
 
 
+def oracle_gap(kalman: dict, trackssm: dict, oracle: dict) -> dict:
+    """How much of the way from Kalman to the oracle (ground-truth predictions, same association) TrackSSM goes, in
+    HOTA and in IDSW, and how much of it the IDSW goal needs (None where the oracle is no better than Kalman)."""
+    def share(metric: str, target: float | None = None) -> float | None:
+        span = oracle[metric] - kalman[metric]
+        if span == 0:
+            return None
+        return ((target if target is not None else trackssm[metric]) - kalman[metric]) / span
+
+    return {"oracle_HOTA": oracle["HOTA"], "oracle_IDSW": oracle["IDSW"],
+            "oracle_idsw_ratio": oracle["IDSW"] / kalman["IDSW"] if kalman["IDSW"] else None,
+            "hota_share": share("HOTA"), "idsw_share": share("IDSW"),
+            "idsw_share_goal": share("IDSW", IDSW_RATIO * kalman["IDSW"])}
+
+
+def format_oracle_gap(gap: dict) -> str:
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{100 * v:.0f} %"
+
+    ratio = "n/a" if gap["oracle_idsw_ratio"] is None else f"x{gap['oracle_idsw_ratio']:.2f}"
+    return (f"oracle (ground-truth predictions, same association): HOTA {gap['oracle_HOTA']:.2f}, IDSW "
+            f"{int(gap['oracle_IDSW'])} ({ratio} Kalman's)\nTrackSSM closes {pct(gap['hota_share'])} of the "
+            f"Kalman-to-oracle HOTA gap and {pct(gap['idsw_share'])} of the IDSW gap; the IDSW goal needs "
+            f"{pct(gap['idsw_share_goal'])}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="prepared export (python -m trackssm_lib prepare)")
@@ -38,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--extra-checkpoint", action="append", default=[], metavar="NAME=PATH")
     p.add_argument("--boxmot", action="store_true", help="add ByteTrack, BoT-SORT and OC-SORT (optional extra)")
+    p.add_argument("--oracle", action="store_true",
+                   help="add the same association predicting from the ground truth (the bound of any motion model)")
     p.add_argument("--ego-compensation", action="store_true",
                    help="remove the camera's rotation before each prediction (TrackSSM and Kalman)")
     p.add_argument("--out", default="outputs/bench_quality")
@@ -52,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         trackers.append({"name": name, "tracker": "trackssm", "checkpoint": path})
     if args.boxmot:
         trackers += [{"name": n, "tracker": f"boxmot:{n}", "checkpoint": None} for n in ("bytetrack", "botsort", "ocsort")]
+    if args.oracle:
+        trackers.append({"name": "oracle", "tracker": "oracle", "checkpoint": None})
     rows = compare_trackers(args.data, args.split, trackers, detections=[args.detections], out_dir=args.out,
                             seed=args.seed, progress=True, ego_compensation=args.ego_compensation)
     combined = {r["tracker"]: r for r in rows if r["class_name"] == COMBINED["combined_class_avg"]}
@@ -76,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nTrackSSM - Kalman: HOTA {gain:+.2f} (goal >= +{HOTA_GAIN}: "
               f"{'met' if goal['hota_met'] else 'NOT met'}), IDSW x{ratio:.2f} (goal <= {IDSW_RATIO}: "
               f"{'met' if goal['idsw_met'] else 'NOT met'})")
+        if "oracle" in combined and combined["oracle"]["status"] == "ok":
+            goal["oracle_gap"] = oracle_gap(kal, ssm, combined["oracle"])
+            print(format_oracle_gap(goal["oracle_gap"]))
     write_json_atomic(Path(args.out) / "quality.json", {"args": vars(args), "rows": rows, "goal": goal,
                                                         "switch_causes": causes})
     return 0 if goal is not None else 1

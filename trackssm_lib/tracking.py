@@ -1,6 +1,6 @@
 """Run a tracker over a prepared split: one result file per sequence, cameras of a scene batched together.
 
-``python -m trackssm_lib track --data EXPORT --split mini_val --tracker trackssm|kalman|boxmot:NAME
+``python -m trackssm_lib track --data EXPORT --split mini_val --tracker trackssm|kalman|oracle|boxmot:NAME
 [--checkpoint PATH] --detections gt|noisy|DIR --out RESULTS [--ego-compensation]``
 
 Results: ``OUT/<sequence>.txt`` with rows ``frame,track_id,x,y,w,h,score,class_id,-1,-1`` (MOT format, top-left
@@ -10,6 +10,8 @@ together (one tracker per camera, one batched TrackSSM call per frame index, see
 :class:`~trackssm_lib.trackers.MultiCameraTracker`). ``--ego-compensation`` (off by default: the official tracker
 has none) moves every track through the camera's rotation between frames, from the poses in ``camera.csv``
 (:mod:`trackssm_lib.ego_motion`), before each prediction; trackssm and kalman get the same compensation.
+``oracle`` is an analysis bound, not a tracker: the same association with each track's next box taken from the
+sequence's ground truth (:mod:`trackssm_lib.trackers.oracle_tracker`).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from trackssm_lib.detections import load_detections
 from trackssm_lib.ego_motion import CameraPoseError, frame_homographies
 from trackssm_lib.fileio import write_text_atomic
 
-TRACKERS = ("trackssm", "kalman")
+TRACKERS = ("trackssm", "kalman", "oracle")
 RESULT_COLUMNS = ("frame", "track_id", "x", "y", "w", "h", "score", "class_id", "-1", "-1")
 
 
@@ -38,7 +40,7 @@ class TrackingError(ValueError):
 
 
 class UnknownTrackerError(TrackingError):
-    """A tracker name that is none of trackssm, kalman, boxmot:NAME."""
+    """A tracker name that is none of trackssm, kalman, oracle, boxmot:NAME."""
 
 
 def parse_tracker(spec: str) -> tuple[str, str | None]:
@@ -48,7 +50,7 @@ def parse_tracker(spec: str) -> tuple[str, str | None]:
         return spec.lower(), None
     if spec.lower().startswith("boxmot:") and spec.split(":", 1)[1]:
         return "boxmot", spec.split(":", 1)[1].lower()
-    raise UnknownTrackerError(f"unknown tracker {spec!r}: choose trackssm, kalman or boxmot:NAME "
+    raise UnknownTrackerError(f"unknown tracker {spec!r}: choose trackssm, kalman, oracle or boxmot:NAME "
                               f"(NAME = bytetrack, botsort or ocsort)")
 
 
@@ -85,13 +87,19 @@ def load_model(checkpoint: str | Path | None, seed: int = 0, device: str = "cpu"
 
 
 def make_tracker(kind: str, name: str | None, frame_rate: float, image_size: tuple[int, int], model: Any = None,
-                 **assoc: Any):
-    from trackssm_lib.trackers import BoxMOTTracker, KalmanTracker, TrackSSMTracker
+                 seq_dir: str | Path | None = None, **assoc: Any):
+    """One tracker for one sequence (``seq_dir``: the prepared sequence, whose ground truth ``oracle`` reads)."""
+    from trackssm_lib.trackers import BoxMOTTracker, KalmanTracker, OracleTracker, TrackSSMTracker
+    from trackssm_lib.trackers.oracle_tracker import ground_truth_boxes
 
     if kind == "trackssm":
         return TrackSSMTracker(model, frame_rate=frame_rate, image_size=image_size, **assoc)
     if kind == "kalman":
         return KalmanTracker(frame_rate=frame_rate, **assoc)
+    if kind == "oracle":
+        if seq_dir is None:
+            raise TrackingError("the oracle tracker needs the sequence folder (it reads gt/gt.txt)")
+        return OracleTracker(ground_truth_boxes(seq_dir), frame_rate=frame_rate, **assoc)
     return BoxMOTTracker(name or "", frame_rate=frame_rate, image_size=image_size)
 
 
@@ -119,7 +127,7 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
         infos[seq] = info
         dets[seq] = load_detections(detections, d, seed=seed, config=det_config)
         trackers[seq] = make_tracker(kind, name, float(info.get("frameRate", 12)),
-                                     (info["imWidth"], info["imHeight"]), model, **assoc)
+                                     (info["imWidth"], info["imHeight"]), model, seq_dir=d, **assoc)
         if homographies is not None:
             warps[seq] = homographies[d]
     multi = MultiCameraTracker(trackers)
@@ -144,8 +152,8 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
                  ego_compensation: bool = False, **assoc: Any) -> dict[str, Any]:
     """Track every sequence of ``split`` in the prepared export ``data_dir``; write ``out/<sequence>.txt``.
 
-    ``ego_compensation``: remove the camera's own rotation from the image motion (``camera.csv`` poses; trackssm
-    and kalman only).
+    ``ego_compensation``: remove the camera's own rotation from the image motion (``camera.csv`` poses; trackssm,
+    kalman and oracle).
 
     Returns a summary: sequences, frames, boxes, tracks (ids over all sequences), seconds, camera frames per
     second, the output folder and the settings.
@@ -154,8 +162,8 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
     if checkpoint is not None and kind != "trackssm":
         raise TrackingError(f"--checkpoint is only used by the trackssm tracker, not {tracker!r}")
     if ego_compensation and kind == "boxmot":
-        raise TrackingError("--ego-compensation applies to the trackssm and kalman trackers; BoxMOT trackers run "
-                            "with their own settings")
+        raise TrackingError("--ego-compensation applies to the trackssm, kalman and oracle trackers; BoxMOT "
+                            "trackers run with their own settings")
     try:
         seq_dirs = split_sequence_dirs(data_dir, split)
     except FileNotFoundError as exc:
@@ -170,6 +178,11 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
         if name not in BOXMOT_TRACKERS:
             raise UnknownTrackerError(f"unknown BoxMOT tracker {name!r}; choose one of {sorted(BOXMOT_TRACKERS)}")
         import_boxmot()
+    if kind == "oracle":  # it predicts from the ground truth: every sequence must have one
+        missing = [d / "gt" / "gt.txt" for d in seq_dirs if not (d / "gt" / "gt.txt").is_file()]
+        if missing:
+            raise TrackingError(f"the oracle tracker predicts from the ground truth, but {missing[0]} is missing "
+                                f"({len(missing)} of {len(seq_dirs)} sequences have none)")
     homographies = None
     if ego_compensation:  # every camera.csv read (and checked) before any tracking starts
         try:
@@ -223,7 +236,9 @@ def add_track_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="prepared export folder")
     p.add_argument("--split", required=True, help="split name (mini_val, val, ...)")
     p.add_argument("--tracker", default="trackssm", help="trackssm | kalman | boxmot:NAME (bytetrack, botsort, "
-                                                         "ocsort; needs pip install boxmot==19.0.0)")
+                                                         "ocsort; needs pip install boxmot==19.0.0) | oracle (the "
+                                                         "same association predicting each track's next box from "
+                                                         "the ground truth: a bound, not a tracker)")
     p.add_argument("--checkpoint", default=None, help="TrackSSM checkpoint (official or project); default: random "
                                                       "weights (tests and speed only)")
     p.add_argument("--detections", default="gt", help="gt | noisy | folder of <sequence>.txt MOT detections")
