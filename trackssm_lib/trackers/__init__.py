@@ -26,6 +26,6 @@ from trackssm_lib.trackers.trackssm_tracker import TrackSSMTracker
 
 __all__ = [
     "BOXMOT_TRACKERS", "TRACK_COLUMNS", "BaseTracker", "BoxMOTTracker", "KalmanFilterXYWH", "KalmanTracker",
-    "MultiCameraTracker", "OracleTracker", "Track", "TrackSSMTracker", "TrackState", "TrackerUnavailableError", "iou_distance",
-    "iou_matrix", "linear_assignment",
+    "MultiCameraTracker", "OracleTracker", "Track", "TrackSSMTracker", "TrackState", "TrackerUnavailableError",
+    "iou_distance", "iou_matrix", "linear_assignment",
 ]
