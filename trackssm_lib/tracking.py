@@ -112,11 +112,14 @@ def format_rows(rows: np.ndarray) -> str:
 
 def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: str | Path, model: Any,
                 seed: int, det_config: dict | None = None, homographies: dict[Path, np.ndarray] | None = None,
-                **assoc: Any) -> dict[str, np.ndarray]:
+                observer: Any = None, **assoc: Any) -> dict[str, np.ndarray]:
     """Track the sequences of one scene together -> {sequence: (R, 8) frame, id, x1, y1, x2, y2, score, class}.
 
     ``homographies``: per sequence folder, the camera's rotation homography of every frame
     (:func:`~trackssm_lib.ego_motion.frame_homographies`); given, every track is warped by it before each update.
+    ``observer`` (analysis, e.g. :class:`~trackssm_lib.lost_tracks.LostTrackRecorder`): its
+    ``before_update(frame, trackers)`` and ``after_update(frame, trackers, dets)`` are called around every update
+    with the trackers and detections of the cameras taking part ({sequence: ...}).
     """
     from trackssm_lib.trackers import MultiCameraTracker
 
@@ -138,7 +141,11 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
         for s in step:
             if s in warps and frame >= 2:
                 trackers[s].camera_motion(warps[s][frame - 1])
+        if observer is not None:
+            observer.before_update(frame, {s: trackers[s] for s in step})
         out = multi.update(step)
+        if observer is not None:
+            observer.after_update(frame, {s: trackers[s] for s in step}, step)
         for s, tracks in out.items():
             if len(tracks):
                 rows[s].append(np.column_stack([np.full(len(tracks), frame), tracks[:, 4], tracks[:, :4],
