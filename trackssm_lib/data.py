@@ -37,6 +37,12 @@ its condition keeps only its newest ``m ~ U{1..H-1}`` rows, padded at the end wi
 tracker pads a track seen for fewer than H frames, and the oldest kept row's displacement is zero (a new track
 starts with ``(box, 0)``). The random numbers come from a generator seeded by ``(seed, epoch, item)``, so an item is
 augmented identically whatever the worker, process or resume point.
+
+Cameras: each window item carries its sequence's camera as a model camera slot (:func:`camera_slot`: the index in
+:data:`~trackssm_lib.constants.CAMERAS` + 1, 0 when the name has no camera suffix); a flipped item gets the mirrored
+camera (:data:`MIRRORED_SLOT`: front-left <-> front-right, back-left <-> back-right), since a mirrored world seen
+from the left cameras looks as the real one seen from the right. Only camera-aware models
+(``TrackSSM(num_cameras=6)``, the training option ``camera_aware``) use it.
 """
 from __future__ import annotations
 
@@ -49,6 +55,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from trackssm_lib.constants import CAMERAS
+
 PEDESTRIAN_CLASS_ID = 4
 HISTORY = 5  # boxes per official condition (the model option ``history`` may ask for more)
 SAMPLE_FRAMES = HISTORY + 2  # b0..b6
@@ -58,6 +66,29 @@ GT_COLUMNS = 10  # frame,track_id,x,y,w,h,conf,class_id,visibility,-1
 
 class DatasetError(ValueError):
     """Malformed prepared data (the message names the file)."""
+
+
+def camera_of(sequence: str) -> str | None:
+    """``scene-0061_CAM_FRONT`` -> ``CAM_FRONT`` (None for a name without a camera suffix)."""
+    for cam in CAMERAS:
+        if str(sequence).endswith("_" + cam):
+            return cam
+    return None
+
+
+def camera_slot(sequence: str) -> int:
+    """``scene-0061_CAM_FRONT`` -> the model camera slot of its camera (index in ``CAMERAS`` + 1); 0: unknown."""
+    cam = camera_of(sequence)
+    return 0 if cam is None else CAMERAS.index(cam) + 1
+
+
+def _mirrored_slots() -> tuple[int, ...]:
+    swap = {"LEFT": "RIGHT", "RIGHT": "LEFT"}
+    mirrored = ["_".join(swap.get(part, part) for part in cam.split("_")) for cam in CAMERAS]
+    return (0,) + tuple(CAMERAS.index(m) + 1 for m in mirrored)
+
+
+MIRRORED_SLOT: tuple[int, ...] = _mirrored_slots()  # camera slot -> the slot of its mirror image (0 stays 0)
 
 
 # ------------------------------------------------------------------------------------------------ reading files
@@ -371,9 +402,11 @@ class WindowDataset(Dataset):
         cur_cls[col[rows]] = cls[rows]
         clean = condition  # history boxes as rollout targets: flipped with the item, never jittered
         rows_kept = np.full(n, FULL_HISTORY, dtype=np.int64)  # young-track cut per track (none by default)
+        slot = camera_slot(seq.name)
         if self.train:
             rng = item_rng(self.seed, self.epoch, index)
             flip = bool(rng.random() < self.flip_prob)
+            slot = MIRRORED_SLOT[slot] if flip else slot
             clean = augment_boxes(condition, ~padding, rng, flip, 0.0)  # uses no random numbers
             clean[padding] = 0.0
             condition = augment_boxes(condition, ~padding, rng, flip, self.jitter)
@@ -386,7 +419,7 @@ class WindowDataset(Dataset):
         return {"condition": condition, "clean_condition": clean, "cur_bbox": cur_bbox, "padding_mask": padding,
                 "cur_mask": cur_mask, "rows_kept": rows_kept,
                 "track_ids": np.where(padding, -1, ids[None, :]), "class_ids": cls_hist, "cur_class_ids": cur_cls,
-                "seq_name": seq.name, "start_frame": start}
+                "camera_slot": slot, "seq_name": seq.name, "start_frame": start}
 
 
 def collate_windows(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -415,6 +448,7 @@ def collate_windows(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out["cur_class_ids"][b, :k] = torch.from_numpy(it["cur_class_ids"])
         out["rows_kept"][b, :k] = torch.from_numpy(it["rows_kept"])
     out["seq_names"] = [it["seq_name"] for it in items]
+    out["camera_slots"] = torch.tensor([it.get("camera_slot", 0) for it in items], dtype=torch.long)
     out["start_frames"] = torch.tensor([it["start_frame"] for it in items], dtype=torch.long)
     return out
 
@@ -458,7 +492,7 @@ def windows_to_samples(batch: dict[str, Any], history: int = HISTORY) -> dict[st
     if "rows_kept" in batch:
         condition = young_track_condition(condition, batch["rows_kept"][b_idx, n_idx])
     return {"condition": condition, "target": target, "class_ids": batch["cur_class_ids"][b_idx, n_idx],
-            "batch_index": b_idx, "track_index": n_idx}
+            "camera_slots": _sample_slots(batch, b_idx), "batch_index": b_idx, "track_index": n_idx}
 
 
 def windows_to_rollout_samples(batch: dict[str, Any], steps: int, history: int = HISTORY) -> dict[str, torch.Tensor]:
@@ -479,7 +513,13 @@ def windows_to_rollout_samples(batch: dict[str, Any], steps: int, history: int =
     later = batch["clean_condition"][b_idx, :, n_idx][:, -k:][:, n_in:]
     targets = torch.cat([later, batch["cur_bbox"][b_idx, n_idx][:, None]], dim=1)
     return {"history": history, "targets": targets, "class_ids": batch["cur_class_ids"][b_idx, n_idx],
-            "batch_index": b_idx, "track_index": n_idx}
+            "camera_slots": _sample_slots(batch, b_idx), "batch_index": b_idx, "track_index": n_idx}
+
+
+def _sample_slots(batch: dict[str, Any], b_idx: torch.Tensor) -> torch.Tensor:
+    """Camera slot of each sample (its window's; 0 for batches without cameras)."""
+    slots = batch.get("camera_slots")
+    return torch.zeros_like(b_idx) if slots is None else slots[b_idx]
 
 
 # ---------------------------------------------------------------------------------------------- sample dataset

@@ -27,7 +27,8 @@ import torch
 
 from trackssm_lib.boxes import center_distance, paired_iou
 from trackssm_lib.constants import CLASS_NAMES
-from trackssm_lib.data import HISTORY, default_splits, extract_track_samples, history_condition, load_split
+from trackssm_lib.data import (HISTORY, camera_slot, default_splits, extract_track_samples, history_condition,
+                               load_split)
 from trackssm_lib.fileio import write_json_atomic
 from trackssm_lib.model import TrackSSM, load_checkpoint
 from trackssm_lib.records import file_sha256
@@ -203,25 +204,27 @@ def configured_lrs(cfg: Mapping[str, Any]) -> dict[str, float]:
 def split_samples(data_root: str | os.PathLike, split: str | None = None, length: int = 7) -> dict[str, Any]:
     """Official per-track samples of a split with each sample's image size.
 
-    Returns ``boxes7 (S, 7, 4)`` (normalised cx, cy, w, h; b0..b6), ``class_ids (S,)``, ``width``/``height (S,)``
-    (pixels), ``split`` and ``sequences`` (count). ``split`` None: the export's validation split. ``length`` > 7:
+    Returns ``boxes7 (S, 7, 4)`` (normalised cx, cy, w, h; b0..b6), ``class_ids (S,)``, ``camera_slots (S,)`` (the
+    sequence's camera, :func:`~trackssm_lib.data.camera_slot`), ``width``/``height (S,)`` (pixels), ``split`` and
+    ``sequences`` (count). ``split`` None: the export's validation split. ``length`` > 7:
     runs of that many consecutive boxes instead (``boxes7`` is then ``(S, length, 4)``; :func:`rollout_box_error`).
     """
     data_root = Path(data_root)
     split = split or default_splits(data_root)[1]
     seqs = load_split(data_root, split)
-    boxes, cls, width, height = [], [], [], []
+    boxes, cls, slots, width, height = [], [], [], [], []
     for seq in seqs:
         b7, c = extract_track_samples(seq.frames, seq.track_ids, seq.boxes, seq.class_ids, length=length)
         boxes.append(b7)
         cls.append(c)
+        slots.append(np.full(len(c), camera_slot(seq.name), dtype=np.int64))
         width.append(np.full(len(c), seq.width, dtype=np.float64))
         height.append(np.full(len(c), seq.height, dtype=np.float64))
     if not boxes:
-        boxes, cls, width, height = [np.zeros((0, length, 4), np.float32)], [np.zeros(0, np.int64)], \
-            [np.zeros(0)], [np.zeros(0)]
-    return {"boxes7": np.concatenate(boxes), "class_ids": np.concatenate(cls), "width": np.concatenate(width),
-            "height": np.concatenate(height), "split": split, "sequences": len(seqs)}
+        boxes, cls, slots, width, height = [np.zeros((0, length, 4), np.float32)], [np.zeros(0, np.int64)], \
+            [np.zeros(0, np.int64)], [np.zeros(0)], [np.zeros(0)]
+    return {"boxes7": np.concatenate(boxes), "class_ids": np.concatenate(cls), "camera_slots": np.concatenate(slots),
+            "width": np.concatenate(width), "height": np.concatenate(height), "split": split, "sequences": len(seqs)}
 
 
 def constant_velocity(boxes7: np.ndarray) -> np.ndarray:
@@ -242,9 +245,11 @@ def sample_length(models: Iterable[TrackSSM | None]) -> int:
 
 
 def predict_next(model: TrackSSM, history: np.ndarray, class_ids: np.ndarray | None = None,
-                 device: str | torch.device = "cpu", batch_size: int = 2048) -> np.ndarray:
+                 device: str | torch.device = "cpu", batch_size: int = 2048,
+                 camera_slots: np.ndarray | None = None) -> np.ndarray:
     """The model's prediction of the box after ``history (S, L, 4)`` for every sample (eval mode, no gradients):
-    the model reads the last H + 1 boxes (``b0..b5`` for the official H = 5); ``L`` < H + 1 raises ValueError."""
+    the model reads the last H + 1 boxes (``b0..b5`` for the official H = 5); ``L`` < H + 1 raises ValueError.
+    ``camera_slots``: each sample's camera, read by a camera-aware model with the class ids."""
     history = np.asarray(history, dtype=np.float32)
     n_in = model_history(model) + 1
     if history.ndim != 3 or history.shape[1] < n_in:
@@ -252,6 +257,8 @@ def predict_next(model: TrackSSM, history: np.ndarray, class_ids: np.ndarray | N
                          f"{history.shape}")
     cond = history_condition(torch.as_tensor(history[:, -n_in:]))
     cls = None if class_ids is None else torch.as_tensor(np.asarray(class_ids, dtype=np.int64))
+    if cls is not None and camera_slots is not None:
+        cls = model.condition_ids(cls, torch.as_tensor(np.asarray(camera_slots, dtype=np.int64)))
     was_training = model.training
     model.to(device).eval()
     out = []
@@ -298,7 +305,8 @@ def next_box_error(samples: Mapping[str, Any], models: Mapping[str, TrackSSM | N
         if model is None:
             pred = constant_velocity(boxes7)
         else:
-            pred = predict_next(model, boxes7[:, :-1], cls if use_class_ids else None, device=device)
+            pred = predict_next(model, boxes7[:, :-1], cls if use_class_ids else None, device=device,
+                                camera_slots=samples.get("camera_slots"))
         iou, err = box_errors(pred, target, width, height)
         groups = [(CLASS_NAMES[c] if 0 <= c < len(CLASS_NAMES) else str(c), cls == c) for c in np.unique(cls)]
         for class_name, mask in groups + [("all", np.ones(len(cls), dtype=bool))]:
@@ -311,7 +319,7 @@ def next_box_error(samples: Mapping[str, Any], models: Mapping[str, TrackSSM | N
 
 
 def rollout(model: TrackSSM | None, history: np.ndarray, class_ids: np.ndarray | None = None, steps: int = 1,
-            device: str | torch.device = "cpu") -> np.ndarray:
+            device: str | torch.device = "cpu", camera_slots: np.ndarray | None = None) -> np.ndarray:
     """The tracker's prediction of a lost track over ``steps`` frames: ``history (S, L, 4)`` -> ``(S, steps, 4)``.
 
     Each prediction is appended to the history and the next one is made from the last H + 1 boxes (6 for the
@@ -324,7 +332,7 @@ def rollout(model: TrackSSM | None, history: np.ndarray, class_ids: np.ndarray |
         return window[:, -1, None] + velocity[:, None] * np.arange(1, steps + 1)[None, :, None]
     out = []
     for _ in range(steps):
-        pred = predict_next(model, window, class_ids, device=device)
+        pred = predict_next(model, window, class_ids, device=device, camera_slots=camera_slots)
         out.append(pred)
         window = np.concatenate([window[:, 1:], pred[:, None]], axis=1)
     return np.stack(out, axis=1) if out else np.zeros((len(window), 0, 4))
@@ -345,7 +353,7 @@ def rollout_box_error(runs: Mapping[str, Any], models: Mapping[str, TrackSSM | N
     first = boxes.shape[1] - steps  # the first predicted box
     rows = []
     for name, model in models.items():
-        pred = rollout(model, boxes[:, :first], cls, steps, device)
+        pred = rollout(model, boxes[:, :first], cls, steps, device, camera_slots=runs.get("camera_slots"))
         for k in range(steps):
             iou, err = box_errors(pred[:, k], boxes[:, first + k], width, height)
             rows.append({"model": name, "step": k + 1, "n": len(cls), "mean_iou": float(iou.mean()),

@@ -26,7 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from trackssm_lib.constants import CAMERAS
-from trackssm_lib.data import read_seqinfo, split_sequence_dirs
+from trackssm_lib.data import camera_of, read_seqinfo, split_sequence_dirs
 from trackssm_lib.detections import load_detections
 from trackssm_lib.ego_motion import CameraPoseError, frame_homographies
 from trackssm_lib.fileio import write_text_atomic
@@ -87,13 +87,14 @@ def load_model(checkpoint: str | Path | None, seed: int = 0, device: str = "cpu"
 
 
 def make_tracker(kind: str, name: str | None, frame_rate: float, image_size: tuple[int, int], model: Any = None,
-                 seq_dir: str | Path | None = None, **assoc: Any):
-    """One tracker for one sequence (``seq_dir``: the prepared sequence, whose ground truth ``oracle`` reads)."""
+                 seq_dir: str | Path | None = None, camera: str | None = None, **assoc: Any):
+    """One tracker for one sequence (``seq_dir``: the prepared sequence, whose ground truth ``oracle`` reads;
+    ``camera``: its camera, read by camera-aware TrackSSM models)."""
     from trackssm_lib.trackers import BoxMOTTracker, KalmanTracker, OracleTracker, TrackSSMTracker
     from trackssm_lib.trackers.oracle_tracker import ground_truth_boxes
 
     if kind == "trackssm":
-        return TrackSSMTracker(model, frame_rate=frame_rate, image_size=image_size, **assoc)
+        return TrackSSMTracker(model, frame_rate=frame_rate, image_size=image_size, camera=camera, **assoc)
     if kind == "kalman":
         return KalmanTracker(frame_rate=frame_rate, **assoc)
     if kind == "oracle":
@@ -130,7 +131,8 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
         infos[seq] = info
         dets[seq] = load_detections(detections, d, seed=seed, config=det_config)
         trackers[seq] = make_tracker(kind, name, float(info.get("frameRate", 12)),
-                                     (info["imWidth"], info["imHeight"]), model, seq_dir=d, **assoc)
+                                     (info["imWidth"], info["imHeight"]), model, seq_dir=d, camera=camera_of(seq),
+                                     **assoc)
         if homographies is not None:
             warps[seq] = homographies[d]
     multi = MultiCameraTracker(trackers)

@@ -37,7 +37,10 @@ target, so only tracks seen that long give samples); the parameters do not depen
 serves, and H is stored in the saved checkpoints for the tracker. Phase 0 pretraining always uses the official
 5-box samples. ``short_history_prob`` p > 0 gives a share p of the one-step training samples as the tracker
 builds them for young tracks (fewer than H rows, padded at the end; :func:`trackssm_lib.data.young_track_condition`),
-which full-history training never shows the model.
+which full-history training never shows the model. ``camera_aware: true`` (a project option) adds the camera
+parameters (``TrackSSM(num_cameras=6)``, zero-initialised, trained with the decoder group) and feeds every sample's
+camera with its class id (:meth:`TrackSSM.condition_ids`; flipped windows get the mirrored camera, see
+:mod:`trackssm_lib.data`); a start checkpoint without camera parameters starts them at zero.
 
 Learning-rate schedule (per optimiser step, the same factor for every group): linear warm-up from
 ``1/warmup_steps`` to 1 over the first ``warmup_epochs`` epochs, a plateau at 1 until ``decay_start`` x
@@ -75,6 +78,7 @@ import yaml
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
+from trackssm_lib.constants import CAMERAS
 from trackssm_lib.data import (
     PEDESTRIAN_CLASS_ID,
     SampleDataset,
@@ -124,6 +128,7 @@ DEFAULTS: dict[str, Any] = {
     "delta_gain": 1.0,             # Adam moves the encoder's displacement-input weights this many times faster
     "history": 5,                  # boxes per model condition (official 5; stored in the checkpoint for the tracker)
     "short_history_prob": 0.0,     # share of training tracks given as young tracks (fewer rows, padded as the tracker)
+    "camera_aware": False,         # camera parameters: the model also reads which of the 6 cameras sees the track
     "init_checkpoint": None,       # phase 0, option 1: official/project checkpoint
     "mot17_root": None,            # phase 0, option 2: MOTChallenge GT folder
     "mot17_frame_step": 1,
@@ -231,6 +236,8 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
         raise ConfigError(f"config key 'delta_gain' must be a finite number > 0, got {cfg['delta_gain']!r}")
     if cfg["giou_weight"] is None or not (math.isfinite(cfg["giou_weight"]) and cfg["giou_weight"] >= 0):
         raise ConfigError(f"config key 'giou_weight' must be a finite number >= 0, got {cfg['giou_weight']!r}")
+    if not isinstance(cfg["camera_aware"], bool):
+        raise ConfigError(f"config key 'camera_aware' must be true or false, got {cfg['camera_aware']!r}")
     if cfg["short_history_prob"] is None or not 0.0 <= cfg["short_history_prob"] <= 1.0:
         raise ConfigError(f"config key 'short_history_prob' must lie in [0, 1], got {cfg['short_history_prob']!r}")
     if cfg["short_history_prob"] > 0 and int(cfg["rollout_steps"]) > 1:
@@ -308,13 +315,19 @@ class _LossModule(nn.Module):
 
 
 def _training_samples(batch: dict[str, Any], cfg: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(inputs, class ids, targets) of a window batch for :class:`_LossModule`."""
+    """(inputs, class ids, targets) of a window batch for :class:`_LossModule`; with ``camera_aware`` the class ids
+    carry the camera (``class + num_classes x slot``, :meth:`TrackSSM.condition_ids`)."""
     steps, history = int(cfg["rollout_steps"]), int(cfg["history"])
     if steps > 1:
         s = windows_to_rollout_samples(batch, steps, history)
-        return s["history"], s["class_ids"], s["targets"]
-    s = windows_to_samples(batch, history)
-    return s["condition"], s["class_ids"], s["target"]
+        inputs, targets = s["history"], s["targets"]
+    else:
+        s = windows_to_samples(batch, history)
+        inputs, targets = s["condition"], s["target"]
+    ids = s["class_ids"]
+    if cfg["camera_aware"]:
+        ids = ids + int(cfg["num_classes"]) * s["camera_slots"]
+    return inputs, ids, targets
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -598,7 +611,8 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
 
         seed_everything(int(cfg["seed"]))
         model = TrackSSM(num_classes=int(cfg["num_classes"]), output_sigmoid=bool(cfg["output_sigmoid"]),
-                         backend=str(cfg["backend"]), box_coder=str(cfg["box_coder"]), history=int(cfg["history"]))
+                         backend=str(cfg["backend"]), box_coder=str(cfg["box_coder"]), history=int(cfg["history"]),
+                         num_cameras=len(CAMERAS) if cfg["camera_aware"] else 0)
         model.set_delta_gain(float(cfg["delta_gain"]))  # before any weights are loaded (they arrive unfolded)
         start_source = None
         resume_state: dict[str, Any] | None = None

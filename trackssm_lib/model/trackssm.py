@@ -1,9 +1,16 @@
-"""TrackSSM (Mamba encoder + Flow-SSM decoder) with optional nuScenes class conditioning.
+"""TrackSSM (Mamba encoder + Flow-SSM decoder) with optional nuScenes class (and camera) conditioning.
 
 The official parameters keep their official names (``encoder.mamba_net.*``, ``ssm_decoder.head_series.*``) so an
-official checkpoint loads strictly. The only addition is ``class_embedding.weight`` (num_classes, d_model): a
+official checkpoint loads strictly. The addition is ``class_embedding.weight`` (num_classes, d_model): a
 per-class vector added to the encoder's flow feature. It is initialised to zeros, so until it is trained the model
 computes exactly the official function whatever the class ids.
+
+A project option, ``num_cameras`` > 0, adds ``camera_embedding.weight`` (num_cameras + 1, d_model) the same way: the
+image motion of an object depends strongly on which camera sees it (the ego's forward motion expands the front
+view, contracts the back one and sweeps the side ones), and a track seen for one or two frames has no velocity of
+its own yet. The camera then travels in the class ids: ``id = class + num_classes x slot`` with ``slot`` = camera
+index + 1 (:meth:`TrackSSM.condition_ids`), slot 0 meaning "camera unknown" (its vector stays zero, so ids below
+``num_classes`` give the camera-agnostic function).
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ from trackssm_lib.model.decoder import FlowSSMDecoder
 from trackssm_lib.model.mamba import BACKENDS, MambaBlock, RMSNorm
 
 CLASS_PREFIX = "class_embedding."
+CAMERA_PREFIX = "camera_embedding."
 
 
 class MambaNet(nn.Module):
@@ -121,17 +129,20 @@ class TrackSSM(nn.Module):
     def __init__(self, num_classes: int = 7, output_sigmoid: bool = False, backend: str = "auto",
                  d_model: int = 256, n_layers: int = 6, d_state: int = 16, d_conv: int = 4, expand: int = 2,
                  dt_rank: int = 16, n_heads: int = 6, decoder_d_state: int = 16, decoder_dt_rank: int = 16,
-                 d_ffn: int = 512, d_input: int = 8, box_coder: str = "absolute", history: int = 5) -> None:
+                 d_ffn: int = 512, d_input: int = 8, box_coder: str = "absolute", history: int = 5,
+                 num_cameras: int = 0) -> None:
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
             raise ValueError(f"history must be an integer >= 1, got {history!r}")
+        if isinstance(num_cameras, bool) or not isinstance(num_cameras, int) or num_cameras < 0:
+            raise ValueError(f"num_cameras must be an integer >= 0, got {num_cameras!r}")
         self.config: dict[str, Any] = dict(
             num_classes=num_classes, output_sigmoid=output_sigmoid, d_model=d_model, n_layers=n_layers,
             d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=dt_rank, n_heads=n_heads,
             decoder_d_state=decoder_d_state, decoder_dt_rank=decoder_dt_rank, d_ffn=d_ffn, d_input=d_input,
-            box_coder=box_coder, history=history)
+            box_coder=box_coder, history=history, num_cameras=num_cameras)
         self.num_classes = num_classes
         self.n_coords = d_input // 2
         self.encoder = Encoder(d_input=d_input, d_model=d_model, n_layers=n_layers, d_state=d_state, d_conv=d_conv,
@@ -142,6 +153,10 @@ class TrackSSM(nn.Module):
         # project addition (not in official checkpoints): zero-initialised per-class offset of the flow feature
         self.class_embedding = nn.Embedding(num_classes, d_model)
         nn.init.zeros_(self.class_embedding.weight)
+        self.num_cameras = num_cameras
+        if num_cameras:  # project option: zero-initialised per-camera offset; row 0 = camera unknown
+            self.camera_embedding = nn.Embedding(num_cameras + 1, d_model)
+            nn.init.zeros_(self.camera_embedding.weight)
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -185,8 +200,16 @@ class TrackSSM(nn.Module):
         return self
 
     def official_state_dict(self) -> dict[str, Tensor]:
-        """The state_dict without the class parameters (exactly the official key set)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith(CLASS_PREFIX)}
+        """The state_dict without the class and camera parameters (exactly the official key set)."""
+        return {k: v for k, v in self.state_dict().items()
+                if not k.startswith(CLASS_PREFIX) and not k.startswith(CAMERA_PREFIX)}
+
+    def condition_ids(self, class_ids: Tensor, camera_slots: Tensor | None) -> Tensor:
+        """Class ids with the camera folded in for a camera-aware model: ``class + num_classes x slot`` (slot =
+        camera index + 1, 0 = unknown); a model without cameras, or no slots, gets the class ids unchanged."""
+        if not self.num_cameras or camera_slots is None:
+            return class_ids
+        return class_ids + self.num_classes * camera_slots.to(class_ids.device, class_ids.dtype)
 
     # ------------------------------------------------------------------ computation
     def _check_inputs(self, condition: Tensor, class_ids: Tensor | None) -> Tensor:
@@ -195,16 +218,20 @@ class TrackSSM(nn.Module):
         if class_ids is not None:
             if class_ids.shape != condition.shape[:1]:
                 raise ValueError(f"class_ids must be ({condition.shape[0]},), got {tuple(class_ids.shape)}")
-            if class_ids.numel() and (int(class_ids.min()) < 0 or int(class_ids.max()) >= self.num_classes):
-                raise ValueError(f"class ids must lie in [0, {self.num_classes}), got "
+            top = self.num_classes * (self.num_cameras + 1)
+            if class_ids.numel() and (int(class_ids.min()) < 0 or int(class_ids.max()) >= top):
+                raise ValueError(f"class ids must lie in [0, {top}), got "
                                  f"[{int(class_ids.min())}, {int(class_ids.max())}]")
         return condition.to(self.class_embedding.weight.dtype)
 
     def flow_feature(self, condition: Tensor, class_ids: Tensor | None = None) -> Tensor:
-        """Encoder output (B, d_model), plus the class offset when class ids are given."""
+        """Encoder output (B, d_model), plus the class (and camera) offsets when class ids are given."""
         flow = self.encoder(condition)
         if class_ids is not None:
-            flow = flow + self.class_embedding(class_ids.to(device=flow.device, dtype=torch.long))
+            ids = class_ids.to(device=flow.device, dtype=torch.long)
+            flow = flow + self.class_embedding(ids % self.num_classes)
+            if self.num_cameras:
+                flow = flow + self.camera_embedding(ids // self.num_classes)
         return flow
 
     def start_box(self, condition: Tensor) -> Tensor:
@@ -290,4 +317,4 @@ def count_parameters(model: nn.Module, prefix: str = "") -> int:
     return sum(p.numel() for n, p in model.named_parameters() if n.startswith(prefix))
 
 
-__all__ = ["TrackSSM", "CLASS_PREFIX", "count_parameters"]
+__all__ = ["TrackSSM", "CAMERA_PREFIX", "CLASS_PREFIX", "count_parameters"]

@@ -13,9 +13,14 @@ A model trained with a longer ``history`` (:attr:`TrackSSM.history`, a project o
 of 5. The model input is the deque padded at the END with copies of its last row up to that many rows, normalised
 by the image width (cx, w and their deltas) and height (cy, h and their deltas). The model returns the next
 absolute box, normalised; non-finite outputs fall back to the last box and sizes are kept >= 1 pixel.
+
+A camera-aware model (``num_cameras`` > 0, a project option) also reads which camera sees the track: give the
+tracker its ``camera`` (a name of :data:`~trackssm_lib.constants.CAMERAS`; ``track`` takes it from the sequence
+name) and the class ids it passes carry it (:meth:`~trackssm_lib.model.TrackSSM.condition_ids`).
 """
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from typing import Any, Sequence
 
@@ -23,6 +28,7 @@ import numpy as np
 import torch
 
 from trackssm_lib.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
+from trackssm_lib.constants import CAMERAS
 from trackssm_lib.data import HISTORY  # official rows per track
 from trackssm_lib.ego_motion import warp_boxes
 from trackssm_lib.trackers.association import BaseTracker, Track
@@ -35,13 +41,24 @@ class TrackSSMTracker(BaseTracker):
     class_ids (B,)) -> (B, 4)``); ``image_size``: (width, height) in pixels; ``use_class_ids``: pass the tracks'
     class ids to the model (the class offset is zero for official weights, so this changes nothing for them).
     ``history``: rows per track fed to the model; None: the model's own ``history`` (5 for official weights and for
-    callables without one).
+    callables without one). ``camera``: the camera this tracker's sequence comes from (used by camera-aware models;
+    a camera-aware model without it runs camera-agnostic, with a warning).
     """
 
     def __init__(self, model: Any, frame_rate: float = 30.0, image_size: tuple[float, float] = (1600, 900),
                  use_class_ids: bool = True, device: str | torch.device | None = None, history: int | None = None,
-                 **assoc) -> None:
+                 camera: str | None = None, **assoc) -> None:
         self.model = model
+        if camera is not None and camera not in CAMERAS:
+            raise ValueError(f"unknown camera {camera!r}; choose one of {list(CAMERAS)}")
+        self.camera = camera
+        self.num_cameras = int(getattr(model, "num_cameras", 0) or 0)
+        if self.num_cameras and camera is None:
+            warnings.warn("a camera-aware TrackSSM without the tracker's camera: it runs camera-agnostic",
+                          stacklevel=2)
+        self._camera_offset = 0
+        if self.num_cameras and camera is not None:
+            self._camera_offset = int(model.num_classes) * (CAMERAS.index(camera) + 1)
         self.history = int(history if history is not None else getattr(model, "history", HISTORY))
         if self.history < 1:
             raise ValueError(f"history must be >= 1, got {self.history}")
@@ -73,7 +90,9 @@ class TrackSSMTracker(BaseTracker):
         return out
 
     def class_ids(self, tracks: Sequence[Track]) -> np.ndarray:
-        return np.array([t.class_id for t in tracks], dtype=np.int64)
+        """The ids the model reads: the tracks' classes, with this tracker's camera folded in for a camera-aware
+        model (``class + num_classes x slot``)."""
+        return np.array([t.class_id for t in tracks], dtype=np.int64) + self._camera_offset
 
     def apply_predictions(self, tracks: Sequence[Track], pred_norm: np.ndarray) -> np.ndarray:
         """Append the model's (K, 4) normalised predictions to the histories -> boxes (K, 4) x1y1x2y2 pixels."""
