@@ -478,7 +478,7 @@ def windows_to_samples(batch: dict[str, Any], history: int = HISTORY) -> dict[st
     ``history`` H != 5: the last H + 1 history frames.
 
     Returns ``condition (S, H, 8)``, ``target (S, 4)``, ``class_ids (S,)`` (the current frame's class),
-    ``batch_index``/``track_index (S,)`` (position in the batch).
+    ``camera_slots (S,)`` (the window's camera), ``batch_index``/``track_index (S,)`` (position in the batch).
     """
     cond, pad = batch["condition"], batch["padding_mask"]
     k = int(history) + 1
@@ -499,7 +499,7 @@ def windows_to_rollout_samples(batch: dict[str, Any], steps: int, history: int =
     """Rollout samples of a window batch: one per track present in the current frame and in each of the last
     ``5 + steps`` history frames. ``history (S, 6, 4)`` = b0..b5 (history frames T-5-steps..T-steps, augmented as
     the model's input), ``targets (S, steps, 4)`` = the following history frames (not jittered) and ``cur_bbox``;
-    ``class_ids (S,)``. ``steps = 1`` gives the samples of :func:`windows_to_samples`. A model ``history`` H != 5
+    ``class_ids (S,)``, ``camera_slots (S,)``. ``steps = 1`` gives the samples of :func:`windows_to_samples`. A model ``history`` H != 5
     reads H + 1 boxes: ``history (S, H+1, 4)`` from the last ``H + steps`` history frames.
     """
     cond, pad = batch["condition"], batch["padding_mask"]
