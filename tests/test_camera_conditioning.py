@@ -151,3 +151,18 @@ def test_tracker_feeds_its_camera_to_a_camera_aware_model():
     for _ in range(3):
         plain.update(det)
     assert plain.class_ids(plain.tracked).tolist() == [5]
+
+
+def test_track_scene_gives_each_camera_its_own_slot(export_split):
+    """Through the command line's path (one batched call for all cameras of a scene), every track's ids carry the
+    camera of its own sequence."""
+    from trackssm_lib.tracking import scene_of, track_scene
+
+    dirs = sorted(p for p in export_split.iterdir() if p.is_dir())
+    scene = [d for d in dirs if scene_of(d.name) == scene_of(dirs[0].name)]
+    assert {camera_of(d.name) for d in scene} == {"CAM_FRONT", "CAM_BACK"}
+    model = RecordingModel()
+    results = track_scene(scene, "trackssm", None, "gt", model, seed=0)
+    assert sum(len(r) for r in results.values()) > 0
+    slots = {i // C for ids in model.ids for i in ids}
+    assert slots == {camera_slot("x_CAM_FRONT"), camera_slot("x_CAM_BACK")}
