@@ -499,8 +499,8 @@ def windows_to_rollout_samples(batch: dict[str, Any], steps: int, history: int =
     """Rollout samples of a window batch: one per track present in the current frame and in each of the last
     ``5 + steps`` history frames. ``history (S, 6, 4)`` = b0..b5 (history frames T-5-steps..T-steps, augmented as
     the model's input), ``targets (S, steps, 4)`` = the following history frames (not jittered) and ``cur_bbox``;
-    ``class_ids (S,)``, ``camera_slots (S,)``. ``steps = 1`` gives the samples of :func:`windows_to_samples`. A model ``history`` H != 5
-    reads H + 1 boxes: ``history (S, H+1, 4)`` from the last ``H + steps`` history frames.
+    ``class_ids (S,)``, ``camera_slots (S,)``. ``steps = 1`` gives the samples of :func:`windows_to_samples`. A
+    model ``history`` H != 5 reads H + 1 boxes: ``history (S, H+1, 4)`` from the last ``H + steps`` history frames.
     """
     cond, pad = batch["condition"], batch["padding_mask"]
     n_in = int(history) + 1  # input boxes
