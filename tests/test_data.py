@@ -312,32 +312,40 @@ def test_longer_history_samples(export_root):
 
 
 def test_young_track_condition_matches_the_tracker():
-    """A history cut to m rows is what TrackSSMTracker builds for a track seen m times: the newest m rows, padded at
-    the end with the newest, the first row's displacement zero; m >= H changes nothing."""
+    """A history cut to m rows is what TrackSSMTracker builds for a young track born after the sequence's first
+    frame (m + 1 detections: the second overwrites the unconfirmed birth row): the newest m rows with their real
+    displacements, padded at the end with the newest; m >= H changes nothing."""
     from trackssm_lib.data import young_track_condition
     from trackssm_lib.trackers import TrackSSMTracker
 
     class Model:
         history = 5
 
-    boxes = np.array([[100 + 7 * k, 200 + 3 * k, 40 + k, 80 + 2 * k] for k in range(4)], dtype=np.float64)
-    trk = TrackSSMTracker(Model(), frame_rate=12, image_size=(1000, 500), new_track_thresh=0.7)
+    boxes = np.array([[100 + 7 * k + k * k, 200 + 3 * k, 40 + k, 80 + 2 * k] for k in range(4)], dtype=np.float64)
     xyxy = np.c_[boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2]
+    trk = TrackSSMTracker(Model(), frame_rate=12, image_size=(1000, 500), new_track_thresh=0.7)
     track = type("T", (), {"box": xyxy[0], "extra": {}, "predicted": False})()
-    trk.init_motion(track)
-    for k in (1, 2):  # each frame: a prediction is appended, then the matched detection overwrites it
+    trk.init_motion(track)  # born (unconfirmed) on boxes[0]
+    trk.correct(track, xyxy[1])  # confirmed on boxes[1] without a prediction: the birth row is overwritten
+    conditions = [trk.build_conditions([track])[0]]
+    for k in (2, 3):  # each frame: a prediction is appended, then the matched detection overwrites it
         trk.apply_predictions([track], np.array([[0.3, 0.3, 0.1, 0.1]]))
         trk.correct(track, xyxy[k])
+        conditions.append(trk.build_conditions([track])[0])
     assert len(track.motion) == 3
-    want = trk.build_conditions([track])[0]
-    full = np.r_[boxes[:1] - [[5, 0, 0, 0]], boxes[:1] - [[3, 1, 0, 0]], boxes[:1] - [[1, 0, 0, 0]], boxes[:3]]
     norm = np.array([1000, 500, 1000, 500], dtype=np.float64)
-    cond = build_condition(torch.from_numpy(np.r_[full / norm, [[0.5, 0.5, 0.1, 0.1]]][None]).float())[0]
-    got = young_track_condition(cond, torch.tensor([3]))[0].numpy()
-    np.testing.assert_allclose(got, want, atol=1e-6)
+    before = boxes[:1] - np.array([[5, 0, 0, 0], [4, 1, 0, 0], [3, 0, 0, 0], [1, 1, 0, 0]])  # older, unseen boxes
+
+    def sample(last: int) -> torch.Tensor:  # the training condition whose newest box is boxes[last]
+        six = np.r_[before, boxes[:last + 1]][-6:]
+        return build_condition(torch.from_numpy(np.r_[six / norm, [[0.5, 0.5, 0.1, 0.1]]][None]).float())[0]
+
+    for m, want in zip((1, 2, 3), conditions):  # m rows after m + 1 detections
+        got = young_track_condition(sample(m), torch.tensor([m]))[0].numpy()
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    cond = sample(3)
+    assert conditions[0][0, 4] == pytest.approx((boxes[1, 0] - boxes[0, 0]) / 1000)  # a real displacement
     assert torch.equal(young_track_condition(cond, torch.tensor([5])), cond)
-    one = young_track_condition(cond, torch.tensor([1]))[0].numpy()
-    np.testing.assert_allclose(one, np.tile(np.r_[boxes[2] / norm, [0, 0, 0, 0]], (5, 1)), atol=1e-6)
 
 
 def test_short_history_augmentation_is_seeded_and_training_only():

@@ -34,8 +34,8 @@ sign) and a uniform jitter of up to ``jitter`` (5 %) of the box size applied to 
 clipped to [0, 1]; deltas are computed from the jittered boxes. With ``short_history_prob`` p > 0 (a project option,
 default 0; one-step samples only) each track of a training window is, with probability p, given as a young track:
 its condition keeps only its newest ``m ~ U{1..H-1}`` rows, padded at the end with copies of the newest row as the
-tracker pads a track seen for fewer than H frames, and the oldest kept row's displacement is zero (a new track
-starts with ``(box, 0)``). The random numbers come from a generator seeded by ``(seed, epoch, item)``, so an item is
+tracker pads a track with fewer than H rows (a track born after a sequence's first frame has m + 1 detections then:
+its birth detection gives no row of its own, only the displacement of the first row). The random numbers come from a generator seeded by ``(seed, epoch, item)``, so an item is
 augmented identically whatever the worker, process or resume point.
 
 Cameras: each window item carries its sequence's camera as a model camera slot (:func:`camera_slot`: the index in
@@ -454,22 +454,19 @@ def collate_windows(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def young_track_condition(condition: torch.Tensor, rows_kept: torch.Tensor) -> torch.Tensor:
-    """``condition (S, H, 8)`` as the tracker builds it for tracks seen for only ``rows_kept (S,)`` frames (values
-    >= H leave a sample unchanged): the newest ``m`` rows, then copies of the newest, the oldest kept row's
-    displacement zero."""
+    """``condition (S, H, 8)`` as the tracker builds it for young tracks of only ``rows_kept (S,)`` rows (values
+    >= H leave a sample unchanged): the newest ``m`` rows, then copies of the newest.
+
+    A track born after its sequence's first frame is unconfirmed until its second detection, which overwrites the
+    birth row with ``(box, box - birth box)``; so ``m`` rows hold ``m + 1`` detections and every kept row has its
+    real displacement (only tracks born in the first frame, confirmed at once, start from a zero displacement)."""
     H = condition.shape[1]
     m = rows_kept.clamp(min=1, max=H).to(torch.long)
     young = m < H
     if not bool(young.any()):
         return condition
     idx = (torch.arange(H, device=condition.device)[None, :] + (H - m)[:, None]).clamp(max=H - 1)
-    out = torch.gather(condition, 1, idx[..., None].expand(-1, -1, condition.shape[2])).clone()
-    n_coords = condition.shape[2] // 2
-    out[young, 0, n_coords:] = 0.0
-    # a track of one row: every copy is that row, with zero displacement
-    single = m == 1
-    out[single, :, n_coords:] = 0.0
-    return out
+    return torch.gather(condition, 1, idx[..., None].expand(-1, -1, condition.shape[2])).clone()
 
 
 def windows_to_samples(batch: dict[str, Any], history: int = HISTORY) -> dict[str, torch.Tensor]:
