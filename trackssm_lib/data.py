@@ -76,10 +76,14 @@ def camera_of(sequence: str) -> str | None:
     return None
 
 
+def slot_of_camera(camera: str | None) -> int:
+    """The model camera slot of ``camera``: its index in ``CAMERAS`` + 1; 0 for None (unknown)."""
+    return 0 if camera is None else CAMERAS.index(camera) + 1
+
+
 def camera_slot(sequence: str) -> int:
-    """``scene-0061_CAM_FRONT`` -> the model camera slot of its camera (index in ``CAMERAS`` + 1); 0: unknown."""
-    cam = camera_of(sequence)
-    return 0 if cam is None else CAMERAS.index(cam) + 1
+    """``scene-0061_CAM_FRONT`` -> the model camera slot of its camera; 0: unknown."""
+    return slot_of_camera(camera_of(sequence))
 
 
 def _mirrored_slots() -> tuple[int, ...]:

@@ -139,30 +139,21 @@ def lost_track_causes(data_dir: str | Path, split: str, tracker: str = "kalman",
     """Run ``tracker`` (``kalman``, ``trackssm`` with ``checkpoint``, ``oracle``) on every sequence of ``split``
     exactly as ``python -m trackssm_lib track`` does (cameras of a scene together, same detections and seed) and
     return :meth:`LostTrackRecorder.summary` with the tracker's settings. Needs each sequence's ``gt/gt.txt``."""
-    from trackssm_lib.data import read_seqinfo, split_sequence_dirs
-    from trackssm_lib.tracking import TrackingError, load_model, parse_tracker, scene_of, track_scene
+    from trackssm_lib.data import read_seqinfo
+    from trackssm_lib.tracking import (TrackingError, group_scenes, load_model, parse_tracker, require_ground_truth,
+                                       split_dirs, track_scene)
 
     kind, name = parse_tracker(tracker)
     if kind == "boxmot":
         raise TrackingError("lost-track causes need the shared association (trackssm, kalman or oracle), not BoxMOT")
     if checkpoint is not None and kind != "trackssm":
         raise TrackingError(f"a checkpoint is only used by the trackssm tracker, not {tracker!r}")
-    try:
-        seq_dirs = split_sequence_dirs(data_dir, split)
-    except FileNotFoundError as exc:
-        raise TrackingError(str(exc)) from exc
-    if not seq_dirs:
-        raise TrackingError(f"split {split!r} in {data_dir} has no sequences")
-    missing = [d / "gt" / "gt.txt" for d in seq_dirs if not (d / "gt" / "gt.txt").is_file()]
-    if missing:
-        raise TrackingError(f"lost-track causes need the ground truth, but {missing[0]} is missing")
+    seq_dirs = split_dirs(data_dir, split)
+    require_ground_truth(seq_dirs, "lost-track causes need the ground truth")
     names = {d: str(read_seqinfo(d).get("name", d.name)) for d in seq_dirs}
     recorder = LostTrackRecorder({names[d]: ground_truth_boxes(d) for d in seq_dirs})
     model = load_model(checkpoint, seed=seed) if kind == "trackssm" else None
-    scenes: dict[str, list[Path]] = {}
-    for d in seq_dirs:
-        scenes.setdefault(scene_of(d.name), []).append(d)
-    for dirs in tqdm(scenes.values(), desc=f"lost tracks {tracker}", unit="scene", disable=not progress,
+    for dirs in tqdm(group_scenes(seq_dirs).values(), desc=f"lost tracks {tracker}", unit="scene", disable=not progress,
                      file=sys.stderr):
         track_scene(dirs, kind, name, detections, model, seed, observer=recorder, **assoc)
     return {"tracker": tracker, "checkpoint": None if checkpoint is None else str(checkpoint),

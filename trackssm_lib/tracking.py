@@ -86,6 +86,33 @@ def load_model(checkpoint: str | Path | None, seed: int = 0, device: str = "cpu"
     return model.to(device).eval()
 
 
+def split_dirs(data_dir: str | Path, split: str) -> list[Path]:
+    """The sequence folders of ``split`` in the prepared export ``data_dir`` (TrackingError: missing or empty)."""
+    try:
+        seq_dirs = split_sequence_dirs(data_dir, split)
+    except FileNotFoundError as exc:
+        raise TrackingError(str(exc)) from exc
+    if not seq_dirs:
+        raise TrackingError(f"split {split!r} in {data_dir} has no sequences")
+    return seq_dirs
+
+
+def group_scenes(seq_dirs: list[Path]) -> dict[str, list[Path]]:
+    """Sequence folders by scene (the cameras of a scene are tracked together), in their order."""
+    scenes: dict[str, list[Path]] = {}
+    for d in seq_dirs:
+        scenes.setdefault(scene_of(d.name), []).append(d)
+    return scenes
+
+
+def require_ground_truth(seq_dirs: list[Path], purpose: str) -> None:
+    """TrackingError naming the first sequence without ``gt/gt.txt`` (``purpose``: why it is needed)."""
+    missing = [d / "gt" / "gt.txt" for d in seq_dirs if not (d / "gt" / "gt.txt").is_file()]
+    if missing:
+        raise TrackingError(f"{purpose}, but {missing[0]} is missing ({len(missing)} of {len(seq_dirs)} sequences "
+                            f"have none)")
+
+
 def make_tracker(kind: str, name: str | None, frame_rate: float, image_size: tuple[int, int], model: Any = None,
                  seq_dir: str | Path | None = None, camera: str | None = None, **assoc: Any):
     """One tracker for one sequence (``seq_dir``: the prepared sequence, whose ground truth ``oracle`` reads;
@@ -173,12 +200,7 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
     if ego_compensation and kind == "boxmot":
         raise TrackingError("--ego-compensation applies to the trackssm, kalman and oracle trackers; BoxMOT "
                             "trackers run with their own settings")
-    try:
-        seq_dirs = split_sequence_dirs(data_dir, split)
-    except FileNotFoundError as exc:
-        raise TrackingError(str(exc)) from exc
-    if not seq_dirs:
-        raise TrackingError(f"split {split!r} in {data_dir} has no sequences")
+    seq_dirs = split_dirs(data_dir, split)
     if isinstance(detections, str) and detections not in ("gt", "noisy") and not Path(detections).is_dir():
         raise TrackingError(f"detections {detections!r}: use gt, noisy or a folder of <sequence>.txt files")
     if kind == "boxmot":
@@ -188,10 +210,7 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
             raise UnknownTrackerError(f"unknown BoxMOT tracker {name!r}; choose one of {sorted(BOXMOT_TRACKERS)}")
         import_boxmot()
     if kind == "oracle":  # it predicts from the ground truth: every sequence must have one
-        missing = [d / "gt" / "gt.txt" for d in seq_dirs if not (d / "gt" / "gt.txt").is_file()]
-        if missing:
-            raise TrackingError(f"the oracle tracker predicts from the ground truth, but {missing[0]} is missing "
-                                f"({len(missing)} of {len(seq_dirs)} sequences have none)")
+        require_ground_truth(seq_dirs, "the oracle tracker predicts from the ground truth")
     homographies = None
     if ego_compensation:  # every camera.csv read (and checked) before any tracking starts
         try:
@@ -200,9 +219,7 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
             raise TrackingError(str(exc)) from exc
     model = load_model(checkpoint, seed=seed, device=device) if kind == "trackssm" else None
 
-    scenes: dict[str, list[Path]] = {}
-    for d in seq_dirs:
-        scenes.setdefault(scene_of(d.name), []).append(d)
+    scenes = group_scenes(seq_dirs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n_frames = n_boxes = n_tracks = 0

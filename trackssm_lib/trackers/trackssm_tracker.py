@@ -29,7 +29,7 @@ import torch
 
 from trackssm_lib.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
 from trackssm_lib.constants import CAMERAS
-from trackssm_lib.data import HISTORY  # official rows per track
+from trackssm_lib.data import HISTORY, slot_of_camera  # HISTORY: official rows per track
 from trackssm_lib.ego_motion import warp_boxes
 from trackssm_lib.trackers.association import BaseTracker, Track
 
@@ -56,9 +56,7 @@ class TrackSSMTracker(BaseTracker):
         if self.num_cameras and camera is None:
             warnings.warn("a camera-aware TrackSSM without the tracker's camera: it runs camera-agnostic",
                           stacklevel=2)
-        self._camera_offset = 0
-        if self.num_cameras and camera is not None:
-            self._camera_offset = int(model.num_classes) * (CAMERAS.index(camera) + 1)
+        self._camera_offset = int(model.num_classes) * slot_of_camera(camera) if self.num_cameras else 0
         self.history = int(history if history is not None else getattr(model, "history", HISTORY))
         if self.history < 1:
             raise ValueError(f"history must be >= 1, got {self.history}")
