@@ -42,25 +42,13 @@ from tqdm.auto import tqdm
 
 from trackssm_lib.boxes import iou_matrix
 from trackssm_lib.trackers.association import BaseTracker, Track, TrackState
-from trackssm_lib.trackers.oracle_tracker import GroundTruth, ground_truth_boxes
+from trackssm_lib.trackers.oracle_tracker import GroundTruth, bind_object, ground_truth_boxes
 
 LOSS_CAUSES: tuple[str, ...] = ("false_positive_track", "unannotated", "no_detection", "below_low_thresh",
                                 "taken_by_other_track", "high_prediction_miss", "low_prediction_miss", "other")
 MOTION_CAUSES: tuple[str, ...] = LOSS_CAUSES[4:]
 DETECTION_IOU = 0.5  # a detection "of the object": its class, IoU >= 0.5 with the object's box (TrackEval's CLEAR)
 _BOUND = "lost_tracks_object"  # Track.extra key of the bound GT object
-
-
-def bind_object(ground_truth: GroundTruth, frame: int, box: np.ndarray, bind_iou: float = 0.3) -> int | None:
-    """The GT object (id) that ``box`` (x1y1x2y2) covers in ``frame``: the highest IoU, at least ``bind_iou``."""
-    if frame not in ground_truth:
-        return None
-    ids, boxes = ground_truth[frame]
-    if not len(ids):
-        return None
-    iou = iou_matrix(np.asarray(box, dtype=np.float64).reshape(1, 4), boxes)[0]
-    best = int(np.argmax(iou))
-    return int(ids[best]) if iou[best] >= bind_iou else None
 
 
 def classify_loss(tracker: BaseTracker, track: Track, dets: np.ndarray, ground_truth: GroundTruth) -> str:
@@ -105,7 +93,7 @@ class LostTrackRecorder:
     def __init__(self, ground_truth: Mapping[str, GroundTruth], bind_iou: float = 0.3) -> None:
         self.ground_truth = dict(ground_truth)
         self.bind_iou = float(bind_iou)
-        self.events: list[dict[str, Any]] = []  # sequence, frame, class_id, cause; later: the Track itself
+        self.events: list[dict[str, Any]] = []  # sequence, frame, class_id, cause, track (the Track object)
         self._tracked: dict[str, list[Track]] = {}
 
     def before_update(self, frame: int, trackers: Mapping[str, BaseTracker]) -> None:

@@ -93,6 +93,7 @@ from trackssm_lib.data import (
 )
 from trackssm_lib.model import CheckpointError, TrackSSM, load_checkpoint, read_checkpoint, save_checkpoint
 from trackssm_lib.model.decoder import check_box_coder
+from trackssm_lib.model.trackssm import fold_camera
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -326,7 +327,7 @@ def _training_samples(batch: dict[str, Any], cfg: dict[str, Any]) -> tuple[torch
         inputs, targets = s["condition"], s["target"]
     ids = s["class_ids"]
     if cfg["camera_aware"]:
-        ids = ids + int(cfg["num_classes"]) * s["camera_slots"]
+        ids = fold_camera(ids, s["camera_slots"], int(cfg["num_classes"]))
     return inputs, ids, targets
 
 

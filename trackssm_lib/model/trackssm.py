@@ -29,6 +29,11 @@ CLASS_PREFIX = "class_embedding."
 CAMERA_PREFIX = "camera_embedding."
 
 
+def fold_camera(class_ids: Tensor, camera_slots: Tensor, num_classes: int) -> Tensor:
+    """The ids a camera-aware model reads: ``class + num_classes x slot`` (slot = camera index + 1, 0 = unknown)."""
+    return class_ids + num_classes * camera_slots.to(class_ids.device, class_ids.dtype)
+
+
 class MambaNet(nn.Module):
     """Encoder body: linear embedding of the 8-dim rows, 6 pre-norm Mamba blocks, final RMSNorm, last step."""
 
@@ -209,7 +214,7 @@ class TrackSSM(nn.Module):
         camera index + 1, 0 = unknown); a model without cameras, or no slots, gets the class ids unchanged."""
         if not self.num_cameras or camera_slots is None:
             return class_ids
-        return class_ids + self.num_classes * camera_slots.to(class_ids.device, class_ids.dtype)
+        return fold_camera(class_ids, camera_slots, self.num_classes)
 
     # ------------------------------------------------------------------ computation
     def _check_inputs(self, condition: Tensor, class_ids: Tensor | None) -> Tensor:

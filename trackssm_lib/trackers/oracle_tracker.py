@@ -40,6 +40,18 @@ def ground_truth_boxes(seq_dir: str | Path) -> dict[int, tuple[np.ndarray, np.nd
     return {int(frames[s]): (gt[s:e, 1].astype(np.int64), boxes[s:e]) for s, e in zip(starts, ends)}
 
 
+def bind_object(ground_truth: GroundTruth, frame: int, box: np.ndarray, bind_iou: float = 0.3) -> int | None:
+    """The GT object (id) that ``box`` (x1y1x2y2) covers in ``frame``: the highest IoU, at least ``bind_iou``."""
+    if frame not in ground_truth:
+        return None
+    ids, boxes = ground_truth[frame]
+    if not len(ids):
+        return None
+    iou = iou_matrix(np.asarray(box, dtype=np.float64).reshape(1, 4), boxes)[0]
+    best = int(np.argmax(iou))
+    return int(ids[best]) if iou[best] >= bind_iou else None
+
+
 class OracleTracker(KalmanTracker):
     """Shared association + ground-truth predictions (Kalman where the truth is unknown).
 
@@ -64,14 +76,8 @@ class OracleTracker(KalmanTracker):
     def bind(self, track: Track, box: np.ndarray) -> None:
         """Follow the object that ``box`` (the track's detection in the current frame) covers, if any, and move the
         Kalman state to that object's truth."""
-        track.extra["object"] = None
-        if self.frame_id not in self.ground_truth:
-            return
-        ids, boxes = self.ground_truth[self.frame_id]
-        iou = iou_matrix(np.asarray(box, dtype=np.float64).reshape(1, 4), boxes)[0]
-        best = int(np.argmax(iou))
-        if iou[best] >= self.bind_iou:
-            track.extra["object"] = int(ids[best])
+        track.extra["object"] = bind_object(self.ground_truth, self.frame_id, box, self.bind_iou)
+        if track.extra["object"] is not None:
             self.move_to_truth(track, self.frame_id)
 
     def move_to_truth(self, track: Track, frame: int) -> np.ndarray | None:
