@@ -35,8 +35,9 @@ clipped to [0, 1]; deltas are computed from the jittered boxes. With ``short_his
 default 0; one-step samples only) each track of a training window is, with probability p, given as a young track:
 its condition keeps only its newest ``m ~ U{1..H-1}`` rows, padded at the end with copies of the newest row as the
 tracker pads a track with fewer than H rows (a track born after a sequence's first frame has m + 1 detections then:
-its birth detection gives no row of its own, only the displacement of the first row). The random numbers come from a generator seeded by ``(seed, epoch, item)``, so an item is
-augmented identically whatever the worker, process or resume point.
+its birth detection gives no row of its own, only the displacement of the first row). The random numbers come from
+a generator seeded by ``(seed, epoch, item)``, so an item is augmented identically whatever the worker, process or
+resume point.
 
 Cameras: each window item carries its sequence's camera as a model camera slot (:func:`camera_slot`: the index in
 :data:`~trackssm_lib.constants.CAMERAS` + 1, 0 when the name has no camera suffix); a flipped item gets the mirrored
