@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/track_quality.py --data EXPORT --checkpoint weights/phase2/phase2_full_best.pth
         [--split test] [--detections noisy] [--seed 0] [--extra-checkpoint NAME=PATH ...] [--boxmot] [--oracle]
-        [--ego-compensation] [--out outputs/bench_quality]
+        [--past-oracle] [--ego-compensation] [--out outputs/bench_quality]
 
 Runs :func:`trackssm_lib.comparison.compare_trackers` (tracking + TrackEval, keyframes protocol) for ``kalman`` and
 ``trackssm`` with the given checkpoint on every sequence of the split, then checks the goal of the tracking issue:
@@ -11,8 +11,10 @@ over classes), and splits each tracker's identity switches by cause (:mod:`track
 absences longer than the 1 s lost timeout, lost tracks). ``--extra-checkpoint`` adds further TrackSSM weights (e.g.
 the zero-shot phase-0 model) and ``--boxmot`` the BoxMOT baselines. ``--oracle`` adds the same association with
 ground-truth predictions (:mod:`trackssm_lib.trackers.oracle_tracker`), the bound of any motion model, and reports
-the share of the Kalman-to-oracle gap that TrackSSM closes (and the share the IDSW goal needs). Prints one table and
-writes ``<out>/quality.json``; finished runs are reused.
+the share of the Kalman-to-oracle gap that TrackSSM closes (and the share the IDSW goal needs). ``--past-oracle``
+adds the oracle that knows only the truth's past (``oracle-past``: perfect state estimation, constant-velocity
+motion) and the same shares against it. Prints one table and writes ``<out>/quality.json``; finished runs are
+reused.
 """
 from __future__ import annotations
 
@@ -47,14 +49,15 @@ def oracle_gap(kalman: dict, trackssm: dict, oracle: dict) -> dict:
             "idsw_share_goal": share("IDSW", IDSW_RATIO * kalman["IDSW"])}
 
 
-def format_oracle_gap(gap: dict) -> str:
+def format_oracle_gap(gap: dict, name: str = "oracle",
+                      what: str = "ground-truth predictions, same association") -> str:
     def pct(v: float | None) -> str:
         return "n/a" if v is None else f"{100 * v:.0f} %"
 
     ratio = "n/a" if gap["oracle_idsw_ratio"] is None else f"x{gap['oracle_idsw_ratio']:.2f}"
-    return (f"oracle (ground-truth predictions, same association): HOTA {gap['oracle_HOTA']:.2f}, IDSW "
+    return (f"{name} ({what}): HOTA {gap['oracle_HOTA']:.2f}, IDSW "
             f"{int(gap['oracle_IDSW'])} ({ratio} Kalman's)\nTrackSSM closes {pct(gap['hota_share'])} of the "
-            f"Kalman-to-oracle HOTA gap and {pct(gap['idsw_share'])} of the IDSW gap; the IDSW goal needs "
+            f"Kalman-to-{name} HOTA gap and {pct(gap['idsw_share'])} of the IDSW gap; the IDSW goal needs "
             f"{pct(gap['idsw_share_goal'])}")
 
 
@@ -69,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--boxmot", action="store_true", help="add ByteTrack, BoT-SORT and OC-SORT (optional extra)")
     p.add_argument("--oracle", action="store_true",
                    help="add the same association predicting from the ground truth (the bound of any motion model)")
+    p.add_argument("--past-oracle", action="store_true",
+                   help="add the same association extrapolating the ground truth's past at constant velocity")
     p.add_argument("--ego-compensation", action="store_true",
                    help="remove the camera's rotation before each prediction (TrackSSM and Kalman)")
     p.add_argument("--out", default="outputs/bench_quality")
@@ -85,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         trackers += [{"name": n, "tracker": f"boxmot:{n}", "checkpoint": None} for n in ("bytetrack", "botsort", "ocsort")]
     if args.oracle:
         trackers.append({"name": "oracle", "tracker": "oracle", "checkpoint": None})
+    if args.past_oracle:
+        trackers.append({"name": "oracle-past", "tracker": "oracle-past", "checkpoint": None})
     rows = compare_trackers(args.data, args.split, trackers, detections=[args.detections], out_dir=args.out,
                             seed=args.seed, progress=True, ego_compensation=args.ego_compensation)
     combined = {r["tracker"]: r for r in rows if r["class_name"] == COMBINED["combined_class_avg"]}
@@ -112,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         if "oracle" in combined and combined["oracle"]["status"] == "ok":
             goal["oracle_gap"] = oracle_gap(kal, ssm, combined["oracle"])
             print(format_oracle_gap(goal["oracle_gap"]))
+        if "oracle-past" in combined and combined["oracle-past"]["status"] == "ok":
+            goal["past_oracle_gap"] = oracle_gap(kal, ssm, combined["oracle-past"])
+            print(format_oracle_gap(goal["past_oracle_gap"], "oracle-past",
+                                    "the truth's past at constant velocity, same association"))
     write_json_atomic(Path(args.out) / "quality.json", {"args": vars(args), "rows": rows, "goal": goal,
                                                         "switch_causes": causes})
     return 0 if goal is not None else 1

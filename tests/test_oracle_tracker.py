@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trackssm_lib.trackers import BaseTracker, KalmanTracker, OracleTracker
+from trackssm_lib.trackers import BaseTracker, KalmanTracker, OracleTracker, PastOracleTracker
 from trackssm_lib.trackers.oracle_tracker import ground_truth_boxes
 
 NONE = np.zeros((0, 6))
@@ -91,7 +91,8 @@ def test_oracle_shares_the_association():
 
 def test_oracle_through_run_tracking(tmp_path):
     """``--tracker oracle`` on a prepared split beats Kalman on the same noisy detections (that is what a bound
-    is for), refuses a checkpoint, and names a missing ground-truth file."""
+    is for), refuses a checkpoint, and names a missing ground-truth file; so does ``oracle-past`` (the truth's past
+    without its future)."""
     from trackssm_lib.evaluation import evaluate
     from trackssm_lib.export import prepare
     from trackssm_lib.synth import generate_dataset
@@ -100,17 +101,48 @@ def test_oracle_through_run_tracking(tmp_path):
     generate_dataset(tmp_path / "nusc", "v1.0-mini", n_scenes=2, seed=0, images=False, progress=False)
     prepare(tmp_path / "nusc", "v1.0-mini", tmp_path / "export", progress=False)
     scores = {}
-    for tracker in ("kalman", "oracle"):
+    for tracker in ("kalman", "oracle", "oracle-past"):
         run_tracking(tmp_path / "export", "mini_val", tracker=tracker, detections="noisy", out=tmp_path / tracker,
                      progress=False)
         scores[tracker] = evaluate(tmp_path / "export" / "mini_val", tmp_path / tracker, None,
                                    print_summary=False)["combined_det_avg"]
     assert scores["oracle"]["HOTA"] > scores["kalman"]["HOTA"]
     assert scores["oracle"]["IDSW"] < scores["kalman"]["IDSW"]
+    assert scores["oracle-past"]["HOTA"] > scores["kalman"]["HOTA"]  # 60.3 vs 57.2 (oracle 60.5)
+    assert scores["oracle-past"]["IDSW"] < scores["kalman"]["IDSW"]
     with pytest.raises(TrackingError, match="checkpoint"):
         run_tracking(tmp_path / "export", "mini_val", tracker="oracle", checkpoint=tmp_path / "x.pth",
                      out=tmp_path / "c", progress=False)
     victim = sorted((tmp_path / "export" / "mini_val").iterdir())[0] / "gt" / "gt.txt"
     victim.unlink()
-    with pytest.raises(TrackingError, match="gt.txt is missing"):
-        run_tracking(tmp_path / "export", "mini_val", tracker="oracle", out=tmp_path / "d", progress=False)
+    for tracker in ("oracle", "oracle-past"):
+        with pytest.raises(TrackingError, match="gt.txt is missing"):
+            run_tracking(tmp_path / "export", "mini_val", tracker=tracker, out=tmp_path / "d", progress=False)
+
+
+def test_past_oracle_extrapolates_the_truths_past_not_its_future(tmp_path):
+    """An accelerating object: the past oracle predicts the truth of the frame just tracked plus its last
+    displacement (constant velocity), the oracle the truth of the predicted frame. Detected or not, a bound track is
+    re-anchored to the truth before each prediction."""
+    seq = write_gt(tmp_path / "s", [(f, 7, accelerating(f)) for f in range(1, 11)])
+    gt = ground_truth_boxes(seq)
+    past, oracle = PastOracleTracker(gt, frame_rate=12), OracleTracker(gt, frame_rate=12)
+    for f in range(1, 6):
+        for trk in (past, oracle):
+            assert trk.update(det_at(accelerating(f), offset=3.0))[:, 4].tolist() == [1]
+    x_past = 2 * accelerating(5) - accelerating(4)  # 168: constant velocity from the truth of frames 4 and 5
+    np.testing.assert_allclose(past.predict(past.prediction_pool()), [[x_past, 100, x_past + W, 140]])
+    np.testing.assert_allclose(oracle.predict(oracle.prediction_pool()),
+                               [[accelerating(6), 100, accelerating(6) + W, 140]])  # 172: the future
+    past = PastOracleTracker(gt, frame_rate=12)
+    for f in range(1, 9):
+        past.update(det_at(accelerating(f), offset=3.0) if f <= 4 else NONE)
+        if f >= 5:  # undetected: each frame's prediction starts again from the truth of the frame before
+            x = 2 * accelerating(f - 1) - accelerating(f - 2)
+            np.testing.assert_allclose(past.lost[0].box, [x, 100, x + W, 140], atol=1e-9)
+
+
+def test_past_oracle_shares_the_association():
+    for name in ("update", "step", "prediction_pool", "output", "_remove_duplicates", "correct", "init_motion"):
+        assert getattr(PastOracleTracker, name) is getattr(OracleTracker, name)
+    assert issubclass(PastOracleTracker, BaseTracker)

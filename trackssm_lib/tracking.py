@@ -1,6 +1,6 @@
 """Run a tracker over a prepared split: one result file per sequence, cameras of a scene batched together.
 
-``python -m trackssm_lib track --data EXPORT --split mini_val --tracker trackssm|kalman|oracle|boxmot:NAME
+``python -m trackssm_lib track --data EXPORT --split mini_val --tracker trackssm|kalman|oracle|oracle-past|boxmot:NAME
 [--checkpoint PATH] --detections gt|noisy|DIR --out RESULTS [--ego-compensation]``
 
 Results: ``OUT/<sequence>.txt`` with rows ``frame,track_id,x,y,w,h,score,class_id,-1,-1`` (MOT format, top-left
@@ -11,7 +11,8 @@ together (one tracker per camera, one batched TrackSSM call per frame index, see
 has none) moves every track through the camera's rotation between frames, from the poses in ``camera.csv``
 (:mod:`trackssm_lib.ego_motion`), before each prediction; trackssm and kalman get the same compensation.
 ``oracle`` is an analysis bound, not a tracker: the same association with each track's next box taken from the
-sequence's ground truth (:mod:`trackssm_lib.trackers.oracle_tracker`).
+sequence's ground truth (:mod:`trackssm_lib.trackers.oracle_tracker`); ``oracle-past`` takes only the truth's past
+and extrapolates it at constant velocity (perfect state estimation, no foresight).
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ from trackssm_lib.detections import load_detections
 from trackssm_lib.ego_motion import CameraPoseError, frame_homographies
 from trackssm_lib.fileio import write_text_atomic
 
-TRACKERS = ("trackssm", "kalman", "oracle")
+TRACKERS = ("trackssm", "kalman", "oracle", "oracle-past")
+ORACLES = ("oracle", "oracle-past")  # read the ground truth
 RESULT_COLUMNS = ("frame", "track_id", "x", "y", "w", "h", "score", "class_id", "-1", "-1")
 
 
@@ -40,7 +42,7 @@ class TrackingError(ValueError):
 
 
 class UnknownTrackerError(TrackingError):
-    """A tracker name that is none of trackssm, kalman, oracle, boxmot:NAME."""
+    """A tracker name that is none of trackssm, kalman, oracle, oracle-past, boxmot:NAME."""
 
 
 def parse_tracker(spec: str) -> tuple[str, str | None]:
@@ -50,7 +52,7 @@ def parse_tracker(spec: str) -> tuple[str, str | None]:
         return spec.lower(), None
     if spec.lower().startswith("boxmot:") and spec.split(":", 1)[1]:
         return "boxmot", spec.split(":", 1)[1].lower()
-    raise UnknownTrackerError(f"unknown tracker {spec!r}: choose trackssm, kalman, oracle or boxmot:NAME "
+    raise UnknownTrackerError(f"unknown tracker {spec!r}: choose trackssm, kalman, oracle, oracle-past or boxmot:NAME "
                               f"(NAME = bytetrack, botsort or ocsort)")
 
 
@@ -115,19 +117,20 @@ def require_ground_truth(seq_dirs: list[Path], purpose: str) -> None:
 
 def make_tracker(kind: str, name: str | None, frame_rate: float, image_size: tuple[int, int], model: Any = None,
                  seq_dir: str | Path | None = None, camera: str | None = None, **assoc: Any):
-    """One tracker for one sequence (``seq_dir``: the prepared sequence, whose ground truth ``oracle`` reads;
+    """One tracker for one sequence (``seq_dir``: the prepared sequence, whose ground truth the oracles read;
     ``camera``: its camera, read by camera-aware TrackSSM models)."""
-    from trackssm_lib.trackers import BoxMOTTracker, KalmanTracker, OracleTracker, TrackSSMTracker
+    from trackssm_lib.trackers import BoxMOTTracker, KalmanTracker, OracleTracker, PastOracleTracker, TrackSSMTracker
     from trackssm_lib.trackers.oracle_tracker import ground_truth_boxes
 
     if kind == "trackssm":
         return TrackSSMTracker(model, frame_rate=frame_rate, image_size=image_size, camera=camera, **assoc)
     if kind == "kalman":
         return KalmanTracker(frame_rate=frame_rate, **assoc)
-    if kind == "oracle":
+    if kind in ORACLES:
         if seq_dir is None:
-            raise TrackingError("the oracle tracker needs the sequence folder (it reads gt/gt.txt)")
-        return OracleTracker(ground_truth_boxes(seq_dir), frame_rate=frame_rate, **assoc)
+            raise TrackingError(f"the {kind} tracker needs the sequence folder (it reads gt/gt.txt)")
+        oracle = OracleTracker if kind == "oracle" else PastOracleTracker
+        return oracle(ground_truth_boxes(seq_dir), frame_rate=frame_rate, **assoc)
     return BoxMOTTracker(name or "", frame_rate=frame_rate, image_size=image_size)
 
 
@@ -189,7 +192,7 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
     """Track every sequence of ``split`` in the prepared export ``data_dir``; write ``out/<sequence>.txt``.
 
     ``ego_compensation``: remove the camera's own rotation from the image motion (``camera.csv`` poses; trackssm,
-    kalman and oracle).
+    kalman and the oracles).
 
     Returns a summary: sequences, frames, boxes, tracks (ids over all sequences), seconds, camera frames per
     second, the output folder and the settings.
@@ -209,8 +212,8 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
         if name not in BOXMOT_TRACKERS:
             raise UnknownTrackerError(f"unknown BoxMOT tracker {name!r}; choose one of {sorted(BOXMOT_TRACKERS)}")
         import_boxmot()
-    if kind == "oracle":  # it predicts from the ground truth: every sequence must have one
-        require_ground_truth(seq_dirs, "the oracle tracker predicts from the ground truth")
+    if kind in ORACLES:  # it predicts from the ground truth: every sequence must have one
+        require_ground_truth(seq_dirs, f"the {kind} tracker predicts from the ground truth")
     homographies = None
     if ego_compensation:  # every camera.csv read (and checked) before any tracking starts
         try:
@@ -264,7 +267,9 @@ def add_track_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--tracker", default="trackssm", help="trackssm | kalman | boxmot:NAME (bytetrack, botsort, "
                                                          "ocsort; needs pip install boxmot==19.0.0) | oracle (the "
                                                          "same association predicting each track's next box from "
-                                                         "the ground truth: a bound, not a tracker)")
+                                                         "the ground truth: a bound, not a tracker) | "
+                                                         "oracle-past (from the truth's past only, at constant "
+                                                         "velocity)")
     p.add_argument("--checkpoint", default=None, help="TrackSSM checkpoint (official or project); default: random "
                                                       "weights (tests and speed only)")
     p.add_argument("--detections", default="gt", help="gt | noisy | folder of <sequence>.txt MOT detections")

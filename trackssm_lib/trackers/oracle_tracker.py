@@ -13,6 +13,13 @@ No motion model predicts the next box better than the truth, so what this tracke
 bounds what any motion model can reach with this association (``--tracker oracle``; ``bench/track_quality.py
 --oracle`` reports how much of the Kalman-to-oracle gap a trained model closes). It reads the sequence's
 ``gt/gt.txt``, so it only runs on prepared sequences with ground truth.
+
+:class:`PastOracleTracker` (``oracle-past``) knows the object's past but not its future: before each prediction a
+bound track's state is set to the object's annotated box in the current frame (detected or not), with its
+displacement since the frame before as the velocity, and advanced at constant velocity. It is a perfect filter of
+the past with a constant-velocity motion model, so it separates the two things a motion model does: estimating where
+the object is from noisy, missing detections (Kalman -> ``oracle-past``) and foreseeing how it will move
+(``oracle-past`` -> ``oracle``).
 """
 from __future__ import annotations
 
@@ -112,3 +119,12 @@ class OracleTracker(KalmanTracker):
             if truth is not None:
                 boxes[k] = truth
         return boxes
+
+
+class PastOracleTracker(OracleTracker):
+    """Shared association + the object's true past extrapolated at constant velocity (see the module docstring)."""
+
+    def predict(self, tracks: Sequence[Track]) -> np.ndarray:
+        for t in tracks:
+            self.move_to_truth(t, self.frame_id)  # the frame just tracked: the past, not the predicted frame
+        return KalmanTracker.predict(self, tracks)
