@@ -1,4 +1,5 @@
-"""How much does knowing the camera tell about where a box goes next, before the track has a velocity of its own?
+"""How much does knowing the camera (and its motion) tell about where a box goes next, before the track has a velocity
+of its own?
 
     .venv/bin/python bench/camera_prior.py --data EXPORT [--fit-split train] [--split val] [--steps 1 3 6]
         [--out outputs/bench_camera_prior.json]
@@ -6,11 +7,12 @@
 A track seen for one frame has no velocity to extrapolate. This benchmark predicts the box ``k`` frames later from
 that one box with a lookup table: the median size-relative displacement ``(dcx / w, dcy / h, dlog w, dlog h)`` of
 the ``--fit-split`` ground truth in the same cell of (image column in 8 bins, image row in 4 bins, log2 of the box
-width in pixels, class), without and with the camera as a further key (cells unseen in the fit split predict no
-motion). Reported on ``--split``: mean IoU with the true box and the share below IoU 0.5 (where the official second
+width in pixels, class), without and with the camera as a further key, and with the camera and the ego speed (the
+camera's translation over the first predicted frame, ``camera.csv``, in 6 bins) (cells unseen in the fit split
+predict no motion). Reported on ``--split``: mean IoU with the true box and the share below IoU 0.5 (where the official second
 association would no longer take a low-score detection), next to "the box stays where it is" (what a new Kalman
-track or a TrackSSM history of one row starts from). The gap between the two tables is what the project option
-``camera_aware`` lets a model learn.
+track or a TrackSSM history of one row starts from). The gaps between the tables are what the project options
+``camera_aware`` and ``ego_aware`` let a model learn.
 """
 from __future__ import annotations
 
@@ -31,7 +33,10 @@ from trackssm_lib.model_eval import box_errors, split_samples  # noqa: E402
 DISPLACEMENT = ("dx", "dy", "dlogw", "dlogh")
 
 
-def cells(runs: dict, with_camera: bool) -> pd.DataFrame:
+EGO_SPEED_BINS = (0.05, 0.25, 0.45, 0.65, 0.85)  # metres per frame (about 0.6 to 10 m/s at 12 Hz)
+
+
+def cells(runs: dict, with_camera: bool, with_ego: bool = False) -> pd.DataFrame:
     """The lookup keys of each run's first box."""
     first = runs["boxes7"][:, 0].astype(np.float64)
     keys = {"col": np.clip((first[:, 0] * 8).astype(int), 0, 7), "row": np.clip((first[:, 1] * 4).astype(int), 0, 3),
@@ -39,6 +44,8 @@ def cells(runs: dict, with_camera: bool) -> pd.DataFrame:
             "cls": runs["class_ids"]}
     if with_camera:
         keys["camera"] = runs["camera_slots"]
+    if with_ego:
+        keys["ego"] = np.digitize(np.linalg.norm(runs["ego"][:, 1, :3], axis=1), EGO_SPEED_BINS)
     return pd.DataFrame(keys)
 
 
@@ -54,12 +61,12 @@ def apply(first: np.ndarray, d: np.ndarray) -> np.ndarray:
                             first[:, 2] * np.exp(d[:, 2]), first[:, 3] * np.exp(d[:, 3])])
 
 
-def cell_prior(fit: dict, runs: dict, with_camera: bool) -> np.ndarray:
+def cell_prior(fit: dict, runs: dict, with_camera: bool, with_ego: bool = False) -> np.ndarray:
     """Median displacement of each run's cell in ``fit`` (zero for unseen cells) -> (S, 4)."""
-    table = cells(fit, with_camera).assign(**dict(zip(DISPLACEMENT, displacement(fit).T)))
-    keys = list(cells(fit, with_camera).columns)
+    table = cells(fit, with_camera, with_ego).assign(**dict(zip(DISPLACEMENT, displacement(fit).T)))
+    keys = list(table.columns[: -len(DISPLACEMENT)])
     medians = table.groupby(keys)[list(DISPLACEMENT)].median()
-    looked_up = cells(runs, with_camera).merge(medians, how="left", left_on=keys, right_index=True)
+    looked_up = cells(runs, with_camera, with_ego).merge(medians, how="left", left_on=keys, right_index=True)
     return looked_up[list(DISPLACEMENT)].fillna(0.0).to_numpy()
 
 
@@ -80,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                                           length=k + 1)
         first, target = runs["boxes7"][:, 0].astype(np.float64), runs["boxes7"][:, -1].astype(np.float64)
         preds = {"stays": first, "cell (no camera)": apply(first, cell_prior(fit, runs, False)),
-                 "cell + camera": apply(first, cell_prior(fit, runs, True))}
+                 "cell + camera": apply(first, cell_prior(fit, runs, True)),
+                 "cell + camera + ego speed": apply(first, cell_prior(fit, runs, True, True))}
         cells_text = []
         for name, pred in preds.items():
             iou, _ = box_errors(pred, target, runs["width"], runs["height"])

@@ -112,9 +112,10 @@ def test_windows_carry_the_camera_and_flips_mirror_it():
     samples = windows_to_samples(batch)
     assert samples["camera_slots"].tolist() == batch["camera_slots"][samples["batch_index"]].tolist()
     cfg = load_config(None, ["camera_aware=true"])
-    _, ids, _ = _training_samples(batch, cfg)
+    _, ids, _, ego = _training_samples(batch, cfg)
+    assert ego is None  # not ego-aware
     assert ids.tolist() == [4 + 7 * 6, 4 + 7 * 4, 4 + 7 * 6]
-    _, ids, _ = _training_samples(batch, load_config(None, []))
+    _, ids, _, _ = _training_samples(batch, load_config(None, []))
     assert ids.tolist() == [4, 4, 4]  # the official setting: classes only
     with pytest.raises(ConfigError, match="camera_aware"):
         load_config(None, ["camera_aware=3"])

@@ -372,3 +372,34 @@ def test_history_training(phase1, export_root, tmp_path):
     run(PHASE2, export_root, tmp_path / "h10_t", *args)
     young_w, h10_w = state(tmp_path / "young_t" / best), state(tmp_path / "h10_t" / best)
     assert any(not torch.equal(young_w[k], h10_w[k]) for k in young_w)
+
+
+def test_ego_aware_training(phase1, export_root, tmp_path):
+    """ego_aware starts from a checkpoint without ego parameters (their last layer at zero: the same validation loss
+    at zero learning rates), trains them with the decoder group and stores the option; phase 0 leaves them
+    untouched. An export without camera poses is refused with the file named."""
+    import shutil
+
+    from trackssm_lib.model import load_checkpoint
+
+    out1, _ = phase1
+    best1 = out1 / "weights" / "phase1" / "phase1_decoder_best.pth"
+    frozen = ["epochs=1", f"phase1_checkpoint={best1}", "encoder_lr=0", "decoder_lr=0"]
+    plain = run(PHASE2, export_root, tmp_path / "plain", *frozen)
+    ego0 = run(PHASE2, export_root, tmp_path / "ego0", *frozen, "ego_aware=true")
+    assert ego0["best_val_loss"] == pytest.approx(plain["best_val_loss"], rel=1e-6)
+    run(PHASE2, export_root, tmp_path / "ego", "epochs=1", f"phase1_checkpoint={best1}", "ego_aware=true")
+    model = load_checkpoint(tmp_path / "ego" / "weights" / "phase2" / "phase2_full_best.pth")
+    assert model.ego_aware and torch.count_nonzero(model.ego_encoder.net[-1].weight) > 0
+    p1 = run(PHASE1, export_root, tmp_path / "p1", "epochs=1", "ego_aware=true", "lr=0")
+    assert p1["start"].startswith("phase 0")
+    phase0 = state(tmp_path / "p1" / "weights" / "phase0" / "phase0_pretrain.pth")
+    assert torch.count_nonzero(phase0["ego_encoder.net.4.weight"]) == 0  # not trained in phase 0
+    broken = tmp_path / "no_poses"
+    shutil.copytree(export_root, broken)
+    victim = sorted(broken.glob("*/*/camera.csv"))[0]
+    victim.unlink()
+    with pytest.raises(ValueError, match=f"{victim.name}: missing"):
+        run(PHASE2, broken, tmp_path / "broken", *frozen, "ego_aware=true")
+    with pytest.raises(ConfigError, match="ego_aware"):
+        load_config(PHASE2, ["ego_aware=1"])

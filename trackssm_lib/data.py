@@ -44,6 +44,11 @@ Cameras: each window item carries its sequence's camera as a model camera slot (
 camera (:data:`MIRRORED_SLOT`: front-left <-> front-right, back-left <-> back-right), since a mirrored world seen
 from the left cameras looks as the real one seen from the right. Only camera-aware models
 (``TrackSSM(num_cameras=6)``, the training option ``camera_aware``) use it.
+
+Ego motion: sequences loaded with ``ego=True`` carry the camera's twist into every frame (from ``camera.csv``,
+:func:`trackssm_lib.ego_motion.camera_twists`); window items then hold ``ego (T + 1, 6)`` for their frames (zeros
+before frame 2), mirrored with the item (:func:`~trackssm_lib.ego_motion.mirror_twists`). Only ego-aware models
+(the training option ``ego_aware``) use it.
 """
 from __future__ import annotations
 
@@ -57,6 +62,7 @@ import torch
 from torch.utils.data import Dataset
 
 from trackssm_lib.constants import CAMERAS
+from trackssm_lib.ego_motion import EGO_DIMS, CameraPoseError, frame_twists, mirror_twists
 
 PEDESTRIAN_CLASS_ID = 4
 HISTORY = 5  # boxes per official condition (the model option ``history`` may ask for more)
@@ -159,6 +165,7 @@ class SequenceData:
     track_ids: np.ndarray  # (R,) int64
     boxes: np.ndarray  # (R, 4) float32 normalised cx cy w h
     class_ids: np.ndarray  # (R,) int64
+    ego: np.ndarray | None = None  # (length + 1, 6) float32: row f = the camera's twist into frame f; row 0 unused
 
     def __post_init__(self) -> None:
         order = np.lexsort((self.track_ids, self.frames))
@@ -171,18 +178,33 @@ class SequenceData:
                                f"{self.frames[i]}")
 
 
-def load_sequence(seq_dir: str | Path, classes: Iterable[int] | None = None) -> SequenceData:
-    """Read one exported sequence (``gt/gt.txt`` + ``seqinfo.ini``); optionally keep only ``classes``."""
+def load_sequence(seq_dir: str | Path, classes: Iterable[int] | None = None, ego: bool = False) -> SequenceData:
+    """Read one exported sequence (``gt/gt.txt`` + ``seqinfo.ini``); optionally keep only ``classes``.
+
+    ``ego``: also read the camera's motion into every frame from ``camera.csv`` (:func:`sequence_twists`)."""
     seq_dir = Path(seq_dir)
     info = read_seqinfo(seq_dir)
     gt = read_gt(seq_dir / "gt" / "gt.txt", min_columns=8)
     if classes is not None:
         gt = gt[np.isin(gt[:, 7].astype(np.int64), np.asarray(list(classes), dtype=np.int64))]
+    length = int(info.get("seqLength", int(gt[:, 0].max()) if len(gt) else 0))
     return SequenceData(
-        name=seq_dir.name, width=info["imWidth"], height=info["imHeight"],
-        length=int(info.get("seqLength", int(gt[:, 0].max()) if len(gt) else 0)),
+        name=seq_dir.name, width=info["imWidth"], height=info["imHeight"], length=length,
         frames=gt[:, 0].astype(np.int64), track_ids=gt[:, 1].astype(np.int64),
-        boxes=xywh_to_cxcywh(gt[:, 2:6], info["imWidth"], info["imHeight"]), class_ids=gt[:, 7].astype(np.int64))
+        boxes=xywh_to_cxcywh(gt[:, 2:6], info["imWidth"], info["imHeight"]), class_ids=gt[:, 7].astype(np.int64),
+        ego=sequence_twists(seq_dir, length) if ego else None)
+
+
+def sequence_twists(seq_dir: str | Path, length: int) -> np.ndarray:
+    """``(length + 1, 6)`` float32: row f is the camera's twist into frame f (:func:`trackssm_lib.ego_motion.
+    camera_twists`; row 0 and frame 1 are zero); a missing or malformed ``camera.csv`` raises DatasetError."""
+    try:
+        twists = frame_twists(seq_dir, length)
+    except CameraPoseError as exc:
+        raise DatasetError(f"the ego motion (ego_aware models) needs the camera poses: {exc}") from exc
+    out = np.zeros((length + 1, EGO_DIMS), dtype=np.float32)
+    out[1:] = twists
+    return out
 
 
 def split_sequence_dirs(data_root: str | Path, split: str) -> list[Path]:
@@ -219,8 +241,9 @@ def default_splits(data_root: str | Path) -> tuple[str, str]:
     raise FileNotFoundError(f"{data_root} has neither a train nor a mini_train split (is it a prepared export?)")
 
 
-def load_split(data_root: str | Path, split: str, classes: Iterable[int] | None = None) -> list[SequenceData]:
-    return [load_sequence(d, classes) for d in split_sequence_dirs(data_root, split)]
+def load_split(data_root: str | Path, split: str, classes: Iterable[int] | None = None,
+               ego: bool = False) -> list[SequenceData]:
+    return [load_sequence(d, classes, ego) for d in split_sequence_dirs(data_root, split)]
 
 
 # ------------------------------------------------------------------------------------------ per-track samples
@@ -239,14 +262,15 @@ def sample_runs(group: np.ndarray, frames: np.ndarray, length: int = SAMPLE_FRAM
 
 
 def extract_track_samples(frames: np.ndarray, track_ids: np.ndarray, boxes: np.ndarray, class_ids: np.ndarray,
-                          seq_index: np.ndarray | None = None,
-                          length: int = SAMPLE_FRAMES) -> tuple[np.ndarray, np.ndarray]:
+                          seq_index: np.ndarray | None = None, length: int = SAMPLE_FRAMES,
+                          return_frames: bool = False) -> tuple[np.ndarray, ...]:
     """Every official sample of many tracks at once: ``(boxes7 (S, 7, 4) float32, class_ids (S,) int64)``.
 
     Rows may come in any order and from many sequences (``seq_index`` tells them apart; track ids need only be
     unique within a sequence). ``boxes7[:, :6]`` are b0..b5, ``boxes7[:, 6]`` the target; the class id is the
     target row's. Runs across a gap are not formed (see the module docstring). Fully vectorised. ``length`` > 7
-    gives longer runs ``(S, length, 4)`` (rollout evaluation), the class id of the last row.
+    gives longer runs ``(S, length, 4)`` (rollout evaluation), the class id of the last row. ``return_frames``: also
+    the frame number of every box, ``(S, length)`` int64, as a third result.
     """
     frames = np.asarray(frames, dtype=np.int64)
     track_ids = np.asarray(track_ids, dtype=np.int64)
@@ -267,6 +291,8 @@ def extract_track_samples(frames: np.ndarray, track_ids: np.ndarray, boxes: np.n
     rows = order[starts[:, None] + np.arange(length)]
     boxes7 = np.asarray(boxes, dtype=np.float32)[rows].reshape(len(starts), length, 4)
     cls = np.asarray(class_ids, dtype=np.int64)[rows[:, -1]] if len(starts) else np.zeros(0, dtype=np.int64)
+    if return_frames:
+        return boxes7, cls, frames[rows].reshape(len(starts), length)
     return boxes7, cls
 
 
@@ -405,6 +431,11 @@ class WindowDataset(Dataset):
         cur_bbox[col[rows]] = boxes[rows]
         cur_mask[col[rows]] = False
         cur_cls[col[rows]] = cls[rows]
+        ego = np.zeros((self.T + 1, EGO_DIMS), dtype=np.float32)  # camera twists into frames start..cur
+        if seq.ego is not None:
+            frames = np.arange(start, cur + 1)
+            ok = (frames >= 1) & (frames < len(seq.ego))
+            ego[ok] = seq.ego[frames[ok]]
         clean = condition  # history boxes as rollout targets: flipped with the item, never jittered
         rows_kept = np.full(n, FULL_HISTORY, dtype=np.int64)  # young-track cut per track (none by default)
         slot = camera_slot(seq.name)
@@ -412,6 +443,7 @@ class WindowDataset(Dataset):
             rng = item_rng(self.seed, self.epoch, index)
             flip = bool(rng.random() < self.flip_prob)
             slot = MIRRORED_SLOT[slot] if flip else slot
+            ego = mirror_twists(ego) if flip else ego
             clean = augment_boxes(condition, ~padding, rng, flip, 0.0)  # uses no random numbers
             clean[padding] = 0.0
             condition = augment_boxes(condition, ~padding, rng, flip, self.jitter)
@@ -424,7 +456,7 @@ class WindowDataset(Dataset):
         return {"condition": condition, "clean_condition": clean, "cur_bbox": cur_bbox, "padding_mask": padding,
                 "cur_mask": cur_mask, "rows_kept": rows_kept,
                 "track_ids": np.where(padding, -1, ids[None, :]), "class_ids": cls_hist, "cur_class_ids": cur_cls,
-                "camera_slot": slot, "seq_name": seq.name, "start_frame": start}
+                "camera_slot": slot, "ego": ego, "seq_name": seq.name, "start_frame": start}
 
 
 def collate_windows(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -440,6 +472,7 @@ def collate_windows(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
                                                                                          dtype=torch.long),
         "cur_class_ids": torch.full((B, n), -1, dtype=torch.long),
         "rows_kept": torch.full((B, n), FULL_HISTORY, dtype=torch.long),
+        "ego": torch.zeros(B, T + 1, EGO_DIMS),
     }
     for b, it in enumerate(items):
         k = it["condition"].shape[1]
@@ -452,6 +485,8 @@ def collate_windows(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out["class_ids"][b, :, :k] = torch.from_numpy(it["class_ids"])
         out["cur_class_ids"][b, :k] = torch.from_numpy(it["cur_class_ids"])
         out["rows_kept"][b, :k] = torch.from_numpy(it["rows_kept"])
+        if "ego" in it:
+            out["ego"][b] = torch.from_numpy(np.asarray(it["ego"], dtype=np.float32))
     out["seq_names"] = [it["seq_name"] for it in items]
     out["camera_slots"] = torch.tensor([it.get("camera_slot", 0) for it in items], dtype=torch.long)
     out["start_frames"] = torch.tensor([it["start_frame"] for it in items], dtype=torch.long)
@@ -480,7 +515,8 @@ def windows_to_samples(batch: dict[str, Any], history: int = HISTORY) -> dict[st
     ``history`` H != 5: the last H + 1 history frames.
 
     Returns ``condition (S, H, 8)``, ``target (S, 4)``, ``class_ids (S,)`` (the current frame's class),
-    ``camera_slots (S,)`` (the window's camera), ``batch_index``/``track_index (S,)`` (position in the batch).
+    ``camera_slots (S,)`` (the window's camera), ``ego (S, 6)`` (the camera's twist into the current frame; zeros
+    for windows without camera poses), ``batch_index``/``track_index (S,)`` (position in the batch).
     """
     cond, pad = batch["condition"], batch["padding_mask"]
     k = int(history) + 1
@@ -494,14 +530,16 @@ def windows_to_samples(batch: dict[str, Any], history: int = HISTORY) -> dict[st
     if "rows_kept" in batch:
         condition = young_track_condition(condition, batch["rows_kept"][b_idx, n_idx])
     return {"condition": condition, "target": target, "class_ids": batch["cur_class_ids"][b_idx, n_idx],
-            "camera_slots": _sample_slots(batch, b_idx), "batch_index": b_idx, "track_index": n_idx}
+            "camera_slots": _sample_slots(batch, b_idx), "ego": _sample_ego(batch, b_idx, 1)[:, 0],
+            "batch_index": b_idx, "track_index": n_idx}
 
 
 def windows_to_rollout_samples(batch: dict[str, Any], steps: int, history: int = HISTORY) -> dict[str, torch.Tensor]:
     """Rollout samples of a window batch: one per track present in the current frame and in each of the last
     ``5 + steps`` history frames. ``history (S, 6, 4)`` = b0..b5 (history frames T-5-steps..T-steps, augmented as
     the model's input), ``targets (S, steps, 4)`` = the following history frames (not jittered) and ``cur_bbox``;
-    ``class_ids (S,)``, ``camera_slots (S,)``. ``steps = 1`` gives the samples of :func:`windows_to_samples`. A
+    ``class_ids (S,)``, ``camera_slots (S,)``, ``ego (S, steps, 6)`` (the camera's twist into each target frame).
+    ``steps = 1`` gives the samples of :func:`windows_to_samples`. A
     model ``history`` H != 5 reads H + 1 boxes: ``history (S, H+1, 4)`` from the last ``H + steps`` history frames.
     """
     cond, pad = batch["condition"], batch["padding_mask"]
@@ -515,7 +553,17 @@ def windows_to_rollout_samples(batch: dict[str, Any], steps: int, history: int =
     later = batch["clean_condition"][b_idx, :, n_idx][:, -k:][:, n_in:]
     targets = torch.cat([later, batch["cur_bbox"][b_idx, n_idx][:, None]], dim=1)
     return {"history": history, "targets": targets, "class_ids": batch["cur_class_ids"][b_idx, n_idx],
-            "camera_slots": _sample_slots(batch, b_idx), "batch_index": b_idx, "track_index": n_idx}
+            "camera_slots": _sample_slots(batch, b_idx), "ego": _sample_ego(batch, b_idx, steps),
+            "batch_index": b_idx, "track_index": n_idx}
+
+
+def _sample_ego(batch: dict[str, Any], b_idx: torch.Tensor, steps: int) -> torch.Tensor:
+    """The camera twists into the last ``steps`` frames of each sample's window, (S, steps, 6) (zeros for batches
+    without them)."""
+    ego = batch.get("ego")
+    if ego is None:
+        return torch.zeros(len(b_idx), steps, EGO_DIMS)
+    return ego[b_idx][:, -steps:]
 
 
 def _sample_slots(batch: dict[str, Any], b_idx: torch.Tensor) -> torch.Tensor:

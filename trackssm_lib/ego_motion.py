@@ -130,6 +130,52 @@ def warp_boxes(h: np.ndarray, cxcywh: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.column_stack([centres, sizes]), jac
 
 
-__all__ = ["CAMERA_COLUMNS", "CAMERA_FILE", "CameraPoseError", "camera_rows", "format_camera_csv",
-           "frame_homographies", "intrinsic_matrices", "read_camera_csv",
-           "rotation_homographies", "warp_boxes", "warp_points"]
+# --------------------------------------------------------------------------------------- ego motion per frame
+EGO_DIMS = 6  # camera translation (3, metres) and rotation vector (3, radians) from the previous frame
+
+
+def rotation_vectors(r: np.ndarray) -> np.ndarray:
+    """Axis-angle vectors (N, 3) of rotation matrices (N, 3, 3) (angle in radians, below pi)."""
+    r = np.asarray(r, dtype=np.float64).reshape(-1, 3, 3)
+    cos = np.clip((np.trace(r, axis1=1, axis2=2) - 1.0) / 2.0, -1.0, 1.0)
+    angle = np.arccos(cos)
+    axis = np.stack([r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]], axis=1)
+    sin = np.sin(angle)
+    scale = np.where(sin > 1e-9, angle / np.where(sin > 1e-9, 2.0 * sin, 1.0), 0.5)  # small angles: first order
+    return axis * scale[:, None]
+
+
+def camera_twists(translation: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """The camera's own motion into each frame, in the previous frame's camera coordinates (x right, y down, z
+    forward): ``(F, 6)`` rows ``(tx, ty, tz, rx, ry, rz)``: ``R_{f-1}^T (T_f - T_{f-1})`` in metres and the rotation
+    vector of ``R_{f-1}^T R_f`` in radians; row 0 (the first frame, no previous one) is zero.
+
+    ``translation`` (F, 3) and ``rotation`` (F, 4, w x y z) are the camera-to-global poses of ``camera.csv``. For a
+    static object the image motion between two frames follows from this and the object's depth alone, which a
+    camera that moves at 0-12 m/s makes the largest part of most boxes' motion.
+    """
+    t = np.asarray(translation, dtype=np.float64).reshape(-1, 3)
+    r = quaternion_to_matrix(np.asarray(rotation, dtype=np.float64).reshape(-1, 4))
+    out = np.zeros((len(t), EGO_DIMS))
+    if len(t) > 1:
+        out[1:, :3] = np.einsum("fji,fj->fi", r[:-1], t[1:] - t[:-1])
+        out[1:, 3:] = rotation_vectors(np.einsum("fji,fjk->fik", r[:-1], r[1:]))
+    return out
+
+
+def frame_twists(seq_dir: str | Path, length: int | None = None) -> np.ndarray:
+    """Per-frame camera twists of an exported sequence (``camera.csv``; :func:`camera_twists`), (F, 6)."""
+    rows = read_camera_csv(seq_dir, length)
+    return camera_twists(rows[:, :3], rows[:, 3:7])
+
+
+def mirror_twists(twists: np.ndarray) -> np.ndarray:
+    """The twists of the horizontally mirrored world (x -> -x): ``(-tx, ty, tz, rx, -ry, -rz)`` (a rotation vector
+    is an axial vector, so it changes sign with the mirror except along the mirror's normal)."""
+    twists = np.asarray(twists)
+    return twists * np.array([-1.0, 1.0, 1.0, 1.0, -1.0, -1.0], dtype=twists.dtype)
+
+
+__all__ = ["CAMERA_COLUMNS", "CAMERA_FILE", "CameraPoseError", "EGO_DIMS", "camera_rows", "camera_twists",
+           "format_camera_csv", "frame_homographies", "frame_twists", "intrinsic_matrices", "mirror_twists",
+           "read_camera_csv", "rotation_homographies", "rotation_vectors", "warp_boxes", "warp_points"]

@@ -28,7 +28,8 @@ import torch
 from trackssm_lib.boxes import center_distance, paired_iou
 from trackssm_lib.constants import CLASS_NAMES
 from trackssm_lib.data import (HISTORY, camera_slot, default_splits, extract_track_samples, history_condition,
-                               load_split)
+                               load_sequence, split_sequence_dirs)
+from trackssm_lib.ego_motion import CAMERA_FILE, EGO_DIMS
 from trackssm_lib.fileio import write_json_atomic
 from trackssm_lib.model import TrackSSM, load_checkpoint
 from trackssm_lib.records import file_sha256
@@ -206,25 +207,31 @@ def split_samples(data_root: str | os.PathLike, split: str | None = None, length
 
     Returns ``boxes7 (S, 7, 4)`` (normalised cx, cy, w, h; b0..b6), ``class_ids (S,)``, ``camera_slots (S,)`` (the
     sequence's camera, :func:`~trackssm_lib.data.camera_slot`), ``width``/``height (S,)`` (pixels), ``split`` and
-    ``sequences`` (count). ``split`` None: the export's validation split. ``length`` > 7:
+    ``sequences`` (count), and ``ego (S, 7, 6)``: the camera's motion into the frame of every box (read by ego-aware
+    models; zeros for sequences without ``camera.csv``). ``split`` None: the export's validation split. ``length`` > 7:
     runs of that many consecutive boxes instead (``boxes7`` is then ``(S, length, 4)``; :func:`rollout_box_error`).
     """
     data_root = Path(data_root)
     split = split or default_splits(data_root)[1]
-    seqs = load_split(data_root, split)
-    boxes, cls, slots, width, height = [], [], [], [], []
+    dirs = split_sequence_dirs(data_root, split)
+    seqs = [load_sequence(d, ego=(d / CAMERA_FILE).is_file()) for d in dirs]
+    boxes, cls, slots, width, height, egos = [], [], [], [], [], []
     for seq in seqs:
-        b7, c = extract_track_samples(seq.frames, seq.track_ids, seq.boxes, seq.class_ids, length=length)
+        b7, c, frames = extract_track_samples(seq.frames, seq.track_ids, seq.boxes, seq.class_ids, length=length,
+                                              return_frames=True)
         boxes.append(b7)
         cls.append(c)
+        egos.append(seq.ego[frames] if seq.ego is not None else np.zeros((*frames.shape, EGO_DIMS), np.float32))
         slots.append(np.full(len(c), camera_slot(seq.name), dtype=np.int64))
         width.append(np.full(len(c), seq.width, dtype=np.float64))
         height.append(np.full(len(c), seq.height, dtype=np.float64))
     if not boxes:
         boxes, cls, slots, width, height = [np.zeros((0, length, 4), np.float32)], [np.zeros(0, np.int64)], \
             [np.zeros(0, np.int64)], [np.zeros(0)], [np.zeros(0)]
+        egos = [np.zeros((0, length, EGO_DIMS), np.float32)]
     return {"boxes7": np.concatenate(boxes), "class_ids": np.concatenate(cls), "camera_slots": np.concatenate(slots),
-            "width": np.concatenate(width), "height": np.concatenate(height), "split": split, "sequences": len(seqs)}
+            "width": np.concatenate(width), "height": np.concatenate(height), "ego": np.concatenate(egos),
+            "split": split, "sequences": len(seqs)}
 
 
 def constant_velocity(boxes7: np.ndarray) -> np.ndarray:
@@ -246,10 +253,11 @@ def sample_length(models: Iterable[TrackSSM | None]) -> int:
 
 def predict_next(model: TrackSSM, history: np.ndarray, class_ids: np.ndarray | None = None,
                  device: str | torch.device = "cpu", batch_size: int = 2048,
-                 camera_slots: np.ndarray | None = None) -> np.ndarray:
+                 camera_slots: np.ndarray | None = None, ego: np.ndarray | None = None) -> np.ndarray:
     """The model's prediction of the box after ``history (S, L, 4)`` for every sample (eval mode, no gradients):
     the model reads the last H + 1 boxes (``b0..b5`` for the official H = 5); ``L`` < H + 1 raises ValueError.
-    ``camera_slots``: each sample's camera, read by a camera-aware model with the class ids."""
+    ``camera_slots``: each sample's camera, read by a camera-aware model with the class ids; ``ego (S, 6)``: the
+    camera's motion into the predicted frame, read by an ego-aware model (None: no camera motion)."""
     history = np.asarray(history, dtype=np.float32)
     n_in = model_history(model) + 1
     if history.ndim != 3 or history.shape[1] < n_in:
@@ -259,6 +267,9 @@ def predict_next(model: TrackSSM, history: np.ndarray, class_ids: np.ndarray | N
     cls = None if class_ids is None else torch.as_tensor(np.asarray(class_ids, dtype=np.int64))
     if cls is not None and camera_slots is not None:
         cls = model.condition_ids(cls, torch.as_tensor(np.asarray(camera_slots, dtype=np.int64)))
+    twist = None
+    if ego is not None and getattr(model, "ego_aware", False):
+        twist = torch.as_tensor(np.asarray(ego, dtype=np.float32)).reshape(len(cond), -1)
     was_training = model.training
     model.to(device).eval()
     out = []
@@ -267,7 +278,8 @@ def predict_next(model: TrackSSM, history: np.ndarray, class_ids: np.ndarray | N
             for i in range(0, len(cond), batch_size):
                 c = cond[i:i + batch_size].to(device)
                 k = None if cls is None else cls[i:i + batch_size].to(device)
-                out.append(model(c, k).float().cpu())
+                e = None if twist is None else twist[i:i + batch_size].to(device)
+                out.append(model(c, k, e).float().cpu() if e is not None else model(c, k).float().cpu())
     finally:
         model.train(was_training)
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, 4))
@@ -305,8 +317,9 @@ def next_box_error(samples: Mapping[str, Any], models: Mapping[str, TrackSSM | N
         if model is None:
             pred = constant_velocity(boxes7)
         else:
+            ego = samples.get("ego")
             pred = predict_next(model, boxes7[:, :-1], cls if use_class_ids else None, device=device,
-                                camera_slots=samples.get("camera_slots"))
+                                camera_slots=samples.get("camera_slots"), ego=None if ego is None else ego[:, -1])
         iou, err = box_errors(pred, target, width, height)
         groups = [(CLASS_NAMES[c] if 0 <= c < len(CLASS_NAMES) else str(c), cls == c) for c in np.unique(cls)]
         for class_name, mask in groups + [("all", np.ones(len(cls), dtype=bool))]:
@@ -319,8 +332,10 @@ def next_box_error(samples: Mapping[str, Any], models: Mapping[str, TrackSSM | N
 
 
 def rollout(model: TrackSSM | None, history: np.ndarray, class_ids: np.ndarray | None = None, steps: int = 1,
-            device: str | torch.device = "cpu", camera_slots: np.ndarray | None = None) -> np.ndarray:
-    """The tracker's prediction of a lost track over ``steps`` frames: ``history (S, L, 4)`` -> ``(S, steps, 4)``.
+            device: str | torch.device = "cpu", camera_slots: np.ndarray | None = None,
+            ego: np.ndarray | None = None) -> np.ndarray:
+    """The tracker's prediction of a lost track over ``steps`` frames: ``history (S, L, 4)`` -> ``(S, steps, 4)``;
+    ``ego (S, steps, 6)``: the camera's motion into each predicted frame (ego-aware models).
 
     Each prediction is appended to the history and the next one is made from the last H + 1 boxes (6 for the
     official H = 5), as :class:`~trackssm_lib.trackers.TrackSSMTracker` does while a track has no detection.
@@ -332,7 +347,9 @@ def rollout(model: TrackSSM | None, history: np.ndarray, class_ids: np.ndarray |
         return window[:, -1, None] + velocity[:, None] * np.arange(1, steps + 1)[None, :, None]
     out = []
     for _ in range(steps):
-        pred = predict_next(model, window, class_ids, device=device, camera_slots=camera_slots)
+        k = len(out)
+        pred = predict_next(model, window, class_ids, device=device, camera_slots=camera_slots,
+                            ego=None if ego is None else np.asarray(ego)[:, k])
         out.append(pred)
         window = np.concatenate([window[:, 1:], pred[:, None]], axis=1)
     return np.stack(out, axis=1) if out else np.zeros((len(window), 0, 4))
@@ -353,7 +370,9 @@ def rollout_box_error(runs: Mapping[str, Any], models: Mapping[str, TrackSSM | N
     first = boxes.shape[1] - steps  # the first predicted box
     rows = []
     for name, model in models.items():
-        pred = rollout(model, boxes[:, :first], cls, steps, device, camera_slots=runs.get("camera_slots"))
+        ego = runs.get("ego")
+        pred = rollout(model, boxes[:, :first], cls, steps, device, camera_slots=runs.get("camera_slots"),
+                       ego=None if ego is None else np.asarray(ego)[:, first:])
         for k in range(steps):
             iou, err = box_errors(pred[:, k], boxes[:, first + k], width, height)
             rows.append({"model": name, "step": k + 1, "n": len(cls), "mean_iou": float(iou.mean()),

@@ -12,7 +12,8 @@ has none) moves every track through the camera's rotation between frames, from t
 (:mod:`trackssm_lib.ego_motion`), before each prediction; trackssm and kalman get the same compensation.
 ``oracle`` is an analysis bound, not a tracker: the same association with each track's next box taken from the
 sequence's ground truth (:mod:`trackssm_lib.trackers.oracle_tracker`); ``oracle-past`` takes only the truth's past
-and extrapolates it at constant velocity (perfect state estimation, no foresight).
+and extrapolates it at constant velocity (perfect state estimation, no foresight). An ego-aware TrackSSM model
+(the ``ego_aware`` training option) also gets the camera's motion into every frame from ``camera.csv``.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 from trackssm_lib.constants import CAMERAS
 from trackssm_lib.data import camera_of, read_seqinfo, split_sequence_dirs
 from trackssm_lib.detections import load_detections
-from trackssm_lib.ego_motion import CameraPoseError, frame_homographies
+from trackssm_lib.ego_motion import CameraPoseError, frame_homographies, frame_twists
 from trackssm_lib.fileio import write_text_atomic
 
 TRACKERS = ("trackssm", "kalman", "oracle", "oracle-past")
@@ -141,20 +142,46 @@ def format_rows(rows: np.ndarray) -> str:
     return "".join(lines)
 
 
+def ego_twists(seq_dirs: list[Path], without_rotation: bool = False) -> dict[Path, np.ndarray]:
+    """Per sequence folder, the camera's twist into every frame (``camera.csv``;
+    :func:`~trackssm_lib.ego_motion.frame_twists`), for ego-aware models; ``without_rotation``: the rotation part
+    zeroed (with ego-rotation compensation the tracks are already moved through the rotation). A missing or
+    malformed ``camera.csv`` raises TrackingError naming it."""
+    out = {}
+    for d in seq_dirs:
+        try:
+            twists = frame_twists(d, read_seqinfo(d).get("seqLength"))
+        except CameraPoseError as exc:
+            raise TrackingError(f"the ego-aware model reads the camera's motion: {exc}") from exc
+        if without_rotation:
+            twists[:, 3:] = 0.0
+        out[d] = twists
+    return out
+
+
+def model_is_ego_aware(kind: str, model: Any) -> bool:
+    return kind == "trackssm" and bool(getattr(model, "ego_aware", False))
+
+
 def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: str | Path, model: Any,
                 seed: int, det_config: dict | None = None, homographies: dict[Path, np.ndarray] | None = None,
-                observer: Any = None, **assoc: Any) -> dict[str, np.ndarray]:
+                observer: Any = None, twists: dict[Path, np.ndarray] | None = None,
+                **assoc: Any) -> dict[str, np.ndarray]:
     """Track the sequences of one scene together -> {sequence: (R, 8) frame, id, x1, y1, x2, y2, score, class}.
 
     ``homographies``: per sequence folder, the camera's rotation homography of every frame
     (:func:`~trackssm_lib.ego_motion.frame_homographies`); given, every track is warped by it before each update.
+    ``twists``: per sequence folder, the camera's twist into every frame (:func:`ego_twists`), read by ego-aware
+    TrackSSM models (None: read from ``camera.csv`` when the model is ego-aware).
     ``observer`` (analysis, e.g. :class:`~trackssm_lib.lost_tracks.LostTrackRecorder`): its
     ``before_update(frame, trackers)`` and ``after_update(frame, trackers, dets)`` are called around every update
     with the trackers and detections of the cameras taking part ({sequence: ...}).
     """
     from trackssm_lib.trackers import MultiCameraTracker
 
-    infos, dets, trackers, warps = {}, {}, {}, {}
+    infos, dets, trackers, warps, egos = {}, {}, {}, {}, {}
+    if model_is_ego_aware(kind, model) and twists is None:
+        twists = ego_twists(seq_dirs, without_rotation=homographies is not None)
     for d in seq_dirs:
         info = read_seqinfo(d)
         seq = str(info.get("name", d.name))
@@ -165,6 +192,8 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
                                      **assoc)
         if homographies is not None:
             warps[seq] = homographies[d]
+        if twists is not None and model_is_ego_aware(kind, model):
+            egos[seq] = twists[d]
     multi = MultiCameraTracker(trackers)
     lengths = {s: max(dets[s]) if dets[s] else 0 for s in dets}
     rows: dict[str, list[np.ndarray]] = {s: [] for s in dets}
@@ -173,6 +202,8 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
         for s in step:
             if s in warps and frame >= 2:
                 trackers[s].camera_motion(warps[s][frame - 1])
+            if s in egos:
+                trackers[s].set_ego_motion(egos[s][frame - 1])
         if observer is not None:
             observer.before_update(frame, {s: trackers[s] for s in step})
         out = multi.update(step)
@@ -221,6 +252,7 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
         except CameraPoseError as exc:
             raise TrackingError(str(exc)) from exc
     model = load_model(checkpoint, seed=seed, device=device) if kind == "trackssm" else None
+    twists = ego_twists(seq_dirs, without_rotation=ego_compensation) if model_is_ego_aware(kind, model) else None
 
     scenes = group_scenes(seq_dirs)
     out = Path(out)
@@ -230,7 +262,8 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
     bar = tqdm(scenes.items(), total=len(scenes), desc=f"track {tracker}", unit="scene", disable=not progress,
                file=sys.stderr)
     for _, dirs in bar:
-        results = track_scene(dirs, kind, name, detections, model, seed, det_config, homographies, **assoc)
+        results = track_scene(dirs, kind, name, detections, model, seed, det_config, homographies,
+                              twists=twists, **assoc)
         for d in dirs:
             info = read_seqinfo(d)
             seq = str(info.get("name", d.name))

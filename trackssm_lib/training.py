@@ -40,7 +40,11 @@ builds them for young tracks (fewer than H rows, padded at the end; :func:`track
 which full-history training never shows the model. ``camera_aware: true`` (a project option) adds the camera
 parameters (``TrackSSM(num_cameras=6)``, zero-initialised, trained with the decoder group) and feeds every sample's
 camera with its class id (:meth:`TrackSSM.condition_ids`; flipped windows get the mirrored camera, see
-:mod:`trackssm_lib.data`); a start checkpoint without camera parameters starts them at zero.
+:mod:`trackssm_lib.data`); a start checkpoint without camera parameters starts them at zero. ``ego_aware: true``
+(a project option) adds the ego parameters (``TrackSSM(ego_aware=True)``: an MLP whose last layer starts at zero,
+trained with the decoder group) and feeds every sample the camera's motion into its target frame, read from the
+export's ``camera.csv`` (mirrored with flipped windows); a start checkpoint without them starts them at zero.
+Phase 0 trains neither the class nor the ego parameters (MOTChallenge data has neither).
 
 Learning-rate schedule (per optimiser step, the same factor for every group): linear warm-up from
 ``1/warmup_steps`` to 1 over the first ``warmup_epochs`` epochs, a plateau at 1 until ``decay_start`` x
@@ -130,6 +134,7 @@ DEFAULTS: dict[str, Any] = {
     "history": 5,                  # boxes per model condition (official 5; stored in the checkpoint for the tracker)
     "short_history_prob": 0.0,     # share of training tracks given as young tracks (fewer rows, padded as the tracker)
     "camera_aware": False,         # camera parameters: the model also reads which of the 6 cameras sees the track
+    "ego_aware": False,            # ego parameters: the model also reads the camera's own motion (camera.csv)
     "init_checkpoint": None,       # phase 0, option 1: official/project checkpoint
     "mot17_root": None,            # phase 0, option 2: MOTChallenge GT folder
     "mot17_frame_step": 1,
@@ -237,8 +242,9 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
         raise ConfigError(f"config key 'delta_gain' must be a finite number > 0, got {cfg['delta_gain']!r}")
     if cfg["giou_weight"] is None or not (math.isfinite(cfg["giou_weight"]) and cfg["giou_weight"] >= 0):
         raise ConfigError(f"config key 'giou_weight' must be a finite number >= 0, got {cfg['giou_weight']!r}")
-    if not isinstance(cfg["camera_aware"], bool):
-        raise ConfigError(f"config key 'camera_aware' must be true or false, got {cfg['camera_aware']!r}")
+    for key in ("camera_aware", "ego_aware"):
+        if not isinstance(cfg[key], bool):
+            raise ConfigError(f"config key {key!r} must be true or false, got {cfg[key]!r}")
     if cfg["short_history_prob"] is None or not 0.0 <= cfg["short_history_prob"] <= 1.0:
         raise ConfigError(f"config key 'short_history_prob' must lie in [0, 1], got {cfg['short_history_prob']!r}")
     if cfg["short_history_prob"] > 0 and int(cfg["rollout_steps"]) > 1:
@@ -309,15 +315,18 @@ class _LossModule(nn.Module):
         self.giou_weight = float(giou_weight)
         self.rollout_detach = bool(rollout_detach)
 
-    def forward(self, inputs: torch.Tensor, class_ids: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, class_ids: torch.Tensor | None, target: torch.Tensor,
+                ego: torch.Tensor | None = None) -> torch.Tensor:
         if self.rollout_steps > 1:
-            return self.model.rollout_loss(inputs, class_ids, target, self.giou_weight, self.rollout_detach)
-        return self.model.loss(inputs, class_ids, target, self.giou_weight)
+            return self.model.rollout_loss(inputs, class_ids, target, self.giou_weight, self.rollout_detach, ego=ego)
+        return self.model.loss(inputs, class_ids, target, self.giou_weight, ego=ego)
 
 
-def _training_samples(batch: dict[str, Any], cfg: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(inputs, class ids, targets) of a window batch for :class:`_LossModule`; with ``camera_aware`` the class ids
-    carry the camera (``class + num_classes x slot``, :meth:`TrackSSM.condition_ids`)."""
+def _training_samples(batch: dict[str, Any],
+                      cfg: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(inputs, class ids, targets, ego) of a window batch for :class:`_LossModule`; with ``camera_aware`` the class
+    ids carry the camera (``class + num_classes x slot``, :meth:`TrackSSM.condition_ids`); ``ego`` is the camera's
+    motion into each target frame with ``ego_aware`` ((S, 6), rollouts (S, K, 6)), else None."""
     steps, history = int(cfg["rollout_steps"]), int(cfg["history"])
     if steps > 1:
         s = windows_to_rollout_samples(batch, steps, history)
@@ -328,7 +337,7 @@ def _training_samples(batch: dict[str, Any], cfg: dict[str, Any]) -> tuple[torch
     ids = s["class_ids"]
     if cfg["camera_aware"]:
         ids = fold_camera(ids, s["camera_slots"], int(cfg["num_classes"]))
-    return inputs, ids, targets
+    return inputs, ids, targets, (s["ego"] if cfg["ego_aware"] else None)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -431,12 +440,12 @@ def _wrap(model: TrackSSM, ctx: _Context, **loss_options: Any) -> nn.Module:
 
 def _train_step(loss_module: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any, params: list[nn.Parameter],
                 ctx: _Context, condition: torch.Tensor, class_ids: torch.Tensor | None, target: torch.Tensor,
-                where: str, last_good: str) -> float:
+                where: str, last_good: str, ego: torch.Tensor | None = None) -> float:
     """One optimiser step; a non-finite loss (on any process) raises TrainingError before the step is taken."""
     ctx.global_step += 1
     with ctx.autocast():
         loss = loss_module(condition.to(ctx.device), None if class_ids is None else class_ids.to(ctx.device),
-                           target.to(ctx.device))
+                           target.to(ctx.device), None if ego is None else ego.to(ctx.device))
     if ctx.cfg["fault_nan_at_step"] is not None and ctx.global_step == int(ctx.cfg["fault_nan_at_step"]):
         loss = loss * float("nan")
     value = float(loss.detach())
@@ -475,6 +484,14 @@ def _capped(loader: Any, cap: Any) -> tuple[Iterable, int]:
 
 
 # ---------------------------------------------------------------------------------------------- phase 0
+def _context_params(model: TrackSSM) -> list[nn.Parameter]:
+    """The class and ego parameters (inputs that phase 0's MOTChallenge samples do not have)."""
+    params = [model.class_embedding.weight]
+    if model.ego_aware:
+        params += list(model.ego_encoder.parameters())
+    return params
+
+
 def _pretrain(model: TrackSSM, cfg: dict[str, Any], ctx: _Context, data_root: Path | None, train_split: str | None,
               out: Path) -> str:
     """Phase 0 pretraining (MOT17 pedestrians, else the export's pedestrian tracks); returns a description."""
@@ -496,7 +513,9 @@ def _pretrain(model: TrackSSM, cfg: dict[str, Any], ctx: _Context, data_root: Pa
                               seed=int(cfg["seed"]))
     loader = DataLoader(ds, sampler=BatchSampler(base, int(cfg["pretrain_batch_size"]), drop_last=False),
                         batch_size=None, num_workers=int(cfg["num_workers"]))
-    model.class_embedding.weight.requires_grad_(False)  # no class ids in phase 0: neutral class parameters
+    context = _context_params(model)  # no class ids or ego motion in phase 0: those parameters stay neutral
+    for p in context:
+        p.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=float(cfg["pretrain_lr"]))
     scaler = ctx.make_scaler()
@@ -512,7 +531,8 @@ def _pretrain(model: TrackSSM, cfg: dict[str, Any], ctx: _Context, data_root: Pa
                                  batch["target"], f"phase 0 epoch {epoch + 1}", "none (phase 0)")
             count += 1
         ctx.log.info("phase 0 epoch %d: loss %.6f", epoch + 1, total / max(count, 1))
-    model.class_embedding.weight.requires_grad_(True)
+    for p in context:
+        p.requires_grad_(True)
     del loss_module, optimizer  # release the phase-0 DDP reducer before phase 1 wraps the model again
     gc.collect()
     if ctx.dist.main:
@@ -531,12 +551,13 @@ def _evaluate(loss_module: nn.Module, loader: DataLoader, ctx: _Context) -> floa
     batches, n = _capped(loader, ctx.cfg["max_val_batches"])
     with torch.no_grad():
         for batch in _tqdm(batches, ctx, "val", n):
-            inputs, class_ids, target = _training_samples(batch, ctx.cfg)
+            inputs, class_ids, target, ego = _training_samples(batch, ctx.cfg)
             m = len(target)
             if m == 0:
                 continue
             with ctx.autocast():
-                loss = loss_module(inputs.to(ctx.device), class_ids.to(ctx.device), target.to(ctx.device))
+                loss = loss_module(inputs.to(ctx.device), class_ids.to(ctx.device), target.to(ctx.device),
+                                   None if ego is None else ego.to(ctx.device))
             total += float(loss) * m
             count += m
     loss_module.train()
@@ -598,8 +619,8 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
         if resume and not last_path.is_file():
             raise TrainingError(f"--resume: no checkpoint to resume from at {last_path}")
         # data first: a missing split fails before any training
-        train_seqs = load_split(data_root, train_split)
-        val_seqs = load_split(data_root, val_split)
+        train_seqs = load_split(data_root, train_split, ego=bool(cfg["ego_aware"]))
+        val_seqs = load_split(data_root, val_split, ego=bool(cfg["ego_aware"]))
         train_ds = WindowDataset(train_seqs, int(cfg["sequence_length"]), int(cfg["num_queries"]),
                                  int(cfg["window_stride"]), train=True, flip_prob=float(cfg["flip_prob"]),
                                  jitter=float(cfg["jitter"]), seed=int(cfg["seed"]), history=int(cfg["history"]),
@@ -613,7 +634,7 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
         seed_everything(int(cfg["seed"]))
         model = TrackSSM(num_classes=int(cfg["num_classes"]), output_sigmoid=bool(cfg["output_sigmoid"]),
                          backend=str(cfg["backend"]), box_coder=str(cfg["box_coder"]), history=int(cfg["history"]),
-                         num_cameras=len(CAMERAS) if cfg["camera_aware"] else 0)
+                         num_cameras=len(CAMERAS) if cfg["camera_aware"] else 0, ego_aware=bool(cfg["ego_aware"]))
         model.set_delta_gain(float(cfg["delta_gain"]))  # before any weights are loaded (they arrive unfolded)
         start_source = None
         resume_state: dict[str, Any] | None = None
@@ -697,9 +718,9 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
             total, count = 0.0, 0
             last_good = str(last_path) if last_path.is_file() else "none yet (no epoch completed)"
             for batch in _tqdm(batches, ctx, f"phase{phase} epoch {epoch}/{epochs}", n):
-                inputs, class_ids, target = _training_samples(batch, cfg)
+                inputs, class_ids, target, ego = _training_samples(batch, cfg)
                 total += _train_step(loss_module, optimizer, scaler, params, ctx, inputs, class_ids, target,
-                                     f"phase {phase} epoch {epoch}", last_good)
+                                     f"phase {phase} epoch {epoch}", last_good, ego)
                 scheduler.step()
                 count += 1
             train_loss = dist.sum([total, count])

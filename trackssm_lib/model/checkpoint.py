@@ -12,7 +12,8 @@ Every official key must be present with its exact shape and nothing unknown may 
 out explicitly below, is that official files lack ``class_embedding.*``: those keep the model's current values
 (zeros when freshly built), which leaves the model computing the official function. Likewise a file trained
 without cameras lacks ``camera_embedding.*`` (the project's ``num_cameras`` option): loaded into a camera-aware
-model (the start of such a fine-tuning) those keep their zeros.
+model (the start of such a fine-tuning) those keep their zeros, and a file trained without the ego input lacks
+``ego_encoder.*`` (the ``ego_aware`` option), whose last layer then keeps its zeros.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trackssm_lib.model.trackssm import CAMERA_PREFIX, CLASS_PREFIX, TrackSSM
+from trackssm_lib.model.trackssm import CAMERA_PREFIX, CLASS_PREFIX, EGO_PREFIX, TrackSSM
 
 PROJECT_FORMAT = "trackssm-nuscenes/1"
 OFFICIAL_PREFIX = "module."
@@ -91,16 +92,18 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
 
 
 def match_state_dict(model: TrackSSM, state_dict: dict[str, Tensor], path: str | os.PathLike,
-                     class_params_required: bool, camera_params_required: bool = True) -> dict[str, Tensor]:
+                     class_params_required: bool, camera_params_required: bool = True,
+                     ego_params_required: bool = True) -> dict[str, Tensor]:
     """Check ``state_dict`` against ``model`` and return the complete dict to load with ``strict=True``.
 
     Missing, unexpected or mis-shaped keys raise ``CheckpointError``. Class parameters may be absent only when
     ``class_params_required`` is False (official files), camera parameters only when ``camera_params_required`` is
-    False (files trained without cameras); they then keep the model's current values.
+    False (files trained without cameras), ego parameters only when ``ego_params_required`` is False (files trained
+    without the ego input); they then keep the model's current values.
     """
     expected = model.state_dict()
     tolerated = (() if class_params_required else (CLASS_PREFIX,)) + \
-        (() if camera_params_required else (CAMERA_PREFIX,))
+        (() if camera_params_required else (CAMERA_PREFIX,)) + (() if ego_params_required else (EGO_PREFIX,))
     missing = [k for k in expected if k not in state_dict and not k.startswith(tolerated)]
     unexpected = [k for k in state_dict if k not in expected]
     mis_shaped = [k for k in state_dict if k in expected and (not isinstance(state_dict[k], Tensor)
@@ -117,7 +120,7 @@ def match_state_dict(model: TrackSSM, state_dict: dict[str, Tensor], path: str |
         raise CheckpointError(f"{path}: checkpoint does not match the TrackSSM model; " + "; ".join(parts))
     full = dict(state_dict)
     # The only tolerated gaps: an official file has no class parameters, a file trained without cameras no camera
-    # parameters -> keep the model's (initial) values.
+    # parameters, one trained without the ego input no ego parameters -> keep the model's (initial) values.
     for k, v in expected.items():
         if tolerated and k.startswith(tolerated) and k not in full:
             full[k] = v
@@ -155,7 +158,8 @@ def load_checkpoint(path: str | os.PathLike, model: TrackSSM | None = None, map_
                               f"fine-tune from these weights with their output layers reset)")
     full = match_state_dict(model, contents.state_dict, contents.path,
                             class_params_required=contents.format == "project",
-                            camera_params_required=int(contents.config.get("num_cameras", 0) or 0) > 0)
+                            camera_params_required=int(contents.config.get("num_cameras", 0) or 0) > 0,
+                            ego_params_required=bool(contents.config.get("ego_aware", False)))
     model.load_state_dict(full, strict=True)
     if coder_changed:
         model.ssm_decoder.zero_box_outputs()
@@ -212,5 +216,8 @@ def save_official_checkpoint(path: str | os.PathLike, model: TrackSSM, epoch: in
     if model.num_cameras:
         raise CheckpointError(f"{path}: the official format has no camera parameters (this model has "
                               f"num_cameras={model.num_cameras}); use save_checkpoint")
+    if model.ego_aware:
+        raise CheckpointError(f"{path}: the official format has no ego-motion parameters (this model is ego-aware); "
+                              f"use save_checkpoint")
     sd = {OFFICIAL_PREFIX + k: v for k, v in _cpu_state(model.official_state_dict()).items()}
     return _atomic_save({"ddpm": sd, "epoch": int(epoch), "optimizer": optimizer or {}}, path)

@@ -11,6 +11,15 @@ view, contracts the back one and sweeps the side ones), and a track seen for one
 its own yet. The camera then travels in the class ids: ``id = class + num_classes x slot`` with ``slot`` = camera
 index + 1 (:meth:`TrackSSM.condition_ids`), slot 0 meaning "camera unknown" (its vector stays zero, so ids below
 ``num_classes`` give the camera-agnostic function).
+
+A second project option, ``ego_aware``, adds ``ego_encoder.*``: a small MLP whose output is added to the flow feature
+too. It reads the camera's own motion into the predicted frame (its twist: translation in metres and rotation vector
+in radians, in the previous frame's camera coordinates; :func:`trackssm_lib.ego_motion.camera_twists`), the track's
+last history row (position, log size, size-relative displacement) and its class. A static object's image motion
+follows from the camera's motion and the object's depth, which its box and class tell; the ego moves at 0-12 m/s
+and stops and starts, so without it a young track's motion can only be guessed. The MLP's last layer starts at
+zero, so until trained the model computes the function it had without it. The ego motion is an input of every call
+(``ego (B, 6)``; None means "no camera motion").
 """
 from __future__ import annotations
 
@@ -21,12 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trackssm_lib.ego_motion import EGO_DIMS  # camera translation (m) and rotation vector (rad) into the frame
 from trackssm_lib.model.box_loss import generalized_iou
 from trackssm_lib.model.decoder import FlowSSMDecoder
 from trackssm_lib.model.mamba import BACKENDS, MambaBlock, RMSNorm
 
 CLASS_PREFIX = "class_embedding."
 CAMERA_PREFIX = "camera_embedding."
+EGO_PREFIX = "ego_encoder."
+EGO_SCALE = (1.0, 1.0, 1.0, 20.0, 20.0, 20.0)  # rotation per 12 Hz frame is about 20 times smaller than translation
 
 
 def fold_camera(class_ids: Tensor, camera_slots: Tensor, num_classes: int) -> Tensor:
@@ -117,6 +129,33 @@ class Encoder(nn.Module):
         return self.mamba_net(condition)
 
 
+class EgoEncoder(nn.Module):
+    """Flow-feature offset from the camera's motion, the track's last history row and its class (project option)."""
+
+    def __init__(self, num_classes: int, d_model: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.register_buffer("scale", torch.tensor(EGO_SCALE), persistent=False)
+        self.net = nn.Sequential(nn.Linear(EGO_DIMS + 8 + num_classes, hidden), nn.SiLU(), nn.Linear(hidden, hidden),
+                                 nn.SiLU(), nn.Linear(hidden, d_model))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def features(self, ego: Tensor, last_row: Tensor, class_ids: Tensor | None) -> Tensor:
+        """(B, 6 + 8 + num_classes) inputs: scaled twist; cx, cy, log w, log h and the displacement relative to the
+        box size; the class one-hot (zeros without class ids)."""
+        box, delta = last_row[:, :4], last_row[:, 4:8]
+        size = box[:, 2:4].clamp(min=1e-4)
+        row = torch.cat([box[:, :2], size.log(), delta[:, :2] / size, delta[:, 2:4] / size], dim=1)
+        onehot = row.new_zeros(len(row), self.num_classes)
+        if class_ids is not None:
+            onehot[torch.arange(len(row), device=row.device), class_ids.to(row.device) % self.num_classes] = 1.0
+        return torch.cat([ego.to(row.dtype) * self.scale.to(row.dtype), row, onehot], dim=1)
+
+    def forward(self, ego: Tensor, last_row: Tensor, class_ids: Tensor | None) -> Tensor:
+        return self.net(self.features(ego, last_row, class_ids))
+
+
 class TrackSSM(nn.Module):
     """TrackSSM motion predictor.
 
@@ -135,7 +174,7 @@ class TrackSSM(nn.Module):
                  d_model: int = 256, n_layers: int = 6, d_state: int = 16, d_conv: int = 4, expand: int = 2,
                  dt_rank: int = 16, n_heads: int = 6, decoder_d_state: int = 16, decoder_dt_rank: int = 16,
                  d_ffn: int = 512, d_input: int = 8, box_coder: str = "absolute", history: int = 5,
-                 num_cameras: int = 0) -> None:
+                 num_cameras: int = 0, ego_aware: bool = False) -> None:
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -143,11 +182,13 @@ class TrackSSM(nn.Module):
             raise ValueError(f"history must be an integer >= 1, got {history!r}")
         if isinstance(num_cameras, bool) or not isinstance(num_cameras, int) or num_cameras < 0:
             raise ValueError(f"num_cameras must be an integer >= 0, got {num_cameras!r}")
+        if not isinstance(ego_aware, bool):
+            raise ValueError(f"ego_aware must be True or False, got {ego_aware!r}")
         self.config: dict[str, Any] = dict(
             num_classes=num_classes, output_sigmoid=output_sigmoid, d_model=d_model, n_layers=n_layers,
             d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=dt_rank, n_heads=n_heads,
             decoder_d_state=decoder_d_state, decoder_dt_rank=decoder_dt_rank, d_ffn=d_ffn, d_input=d_input,
-            box_coder=box_coder, history=history, num_cameras=num_cameras)
+            box_coder=box_coder, history=history, num_cameras=num_cameras, ego_aware=ego_aware)
         self.num_classes = num_classes
         self.n_coords = d_input // 2
         self.encoder = Encoder(d_input=d_input, d_model=d_model, n_layers=n_layers, d_state=d_state, d_conv=d_conv,
@@ -162,6 +203,9 @@ class TrackSSM(nn.Module):
         if num_cameras:  # project option: zero-initialised per-camera offset; row 0 = camera unknown
             self.camera_embedding = nn.Embedding(num_cameras + 1, d_model)
             nn.init.zeros_(self.camera_embedding.weight)
+        self.ego_aware = ego_aware
+        if ego_aware:  # project option: flow offset from the camera's own motion (last layer zero)
+            self.ego_encoder = EgoEncoder(num_classes, d_model)
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -205,9 +249,9 @@ class TrackSSM(nn.Module):
         return self
 
     def official_state_dict(self) -> dict[str, Tensor]:
-        """The state_dict without the class and camera parameters (exactly the official key set)."""
+        """The state_dict without the class, camera and ego parameters (exactly the official key set)."""
         return {k: v for k, v in self.state_dict().items()
-                if not k.startswith(CLASS_PREFIX) and not k.startswith(CAMERA_PREFIX)}
+                if not k.startswith((CLASS_PREFIX, CAMERA_PREFIX, EGO_PREFIX))}
 
     def condition_ids(self, class_ids: Tensor, camera_slots: Tensor | None) -> Tensor:
         """Class ids with the camera folded in for a camera-aware model: ``class + num_classes x slot`` (slot =
@@ -217,9 +261,11 @@ class TrackSSM(nn.Module):
         return fold_camera(class_ids, camera_slots, self.num_classes)
 
     # ------------------------------------------------------------------ computation
-    def _check_inputs(self, condition: Tensor, class_ids: Tensor | None) -> Tensor:
+    def _check_inputs(self, condition: Tensor, class_ids: Tensor | None, ego: Tensor | None = None) -> Tensor:
         if condition.dim() != 3 or condition.shape[-1] != 2 * self.n_coords:
             raise ValueError(f"condition must be (B, L, {2 * self.n_coords}), got {tuple(condition.shape)}")
+        if ego is not None and tuple(ego.shape) != (condition.shape[0], EGO_DIMS):
+            raise ValueError(f"ego must be ({condition.shape[0]}, {EGO_DIMS}), got {tuple(ego.shape)}")
         if class_ids is not None:
             if class_ids.shape != condition.shape[:1]:
                 raise ValueError(f"class_ids must be ({condition.shape[0]},), got {tuple(class_ids.shape)}")
@@ -229,14 +275,18 @@ class TrackSSM(nn.Module):
                                  f"[{int(class_ids.min())}, {int(class_ids.max())}]")
         return condition.to(self.class_embedding.weight.dtype)
 
-    def flow_feature(self, condition: Tensor, class_ids: Tensor | None = None) -> Tensor:
-        """Encoder output (B, d_model), plus the class (and camera) offsets when class ids are given."""
+    def flow_feature(self, condition: Tensor, class_ids: Tensor | None = None, ego: Tensor | None = None) -> Tensor:
+        """Encoder output (B, d_model), plus the class (and camera) offsets when class ids are given, and for an
+        ego-aware model the ego offset (``ego`` None: no camera motion)."""
         flow = self.encoder(condition)
-        if class_ids is not None:
-            ids = class_ids.to(device=flow.device, dtype=torch.long)
+        ids = None if class_ids is None else class_ids.to(device=flow.device, dtype=torch.long)
+        if ids is not None:
             flow = flow + self.class_embedding(ids % self.num_classes)
             if self.num_cameras:
                 flow = flow + self.camera_embedding(ids // self.num_classes)
+        if self.ego_aware:
+            ego = condition.new_zeros(len(condition), EGO_DIMS) if ego is None else ego.to(condition.device)
+            flow = flow + self.ego_encoder(ego, condition[:, -1], ids).to(flow.dtype)
         return flow
 
     def start_box(self, condition: Tensor) -> Tensor:
@@ -248,23 +298,25 @@ class TrackSSM(nn.Module):
         moved = last[:, :2] + condition[:, -1, self.n_coords: self.n_coords + 2]
         return torch.cat([moved, last[:, 2:]], dim=-1)
 
-    def forward_heads(self, condition: Tensor, class_ids: Tensor | None = None) -> list[Tensor]:
+    def forward_heads(self, condition: Tensor, class_ids: Tensor | None = None,
+                      ego: Tensor | None = None) -> list[Tensor]:
         """Every head's absolute box, [(B, 4)] * n_heads; the cascade starts from :meth:`start_box`."""
-        condition = self._check_inputs(condition, class_ids)
-        flow = self.flow_feature(condition, class_ids)
+        condition = self._check_inputs(condition, class_ids, ego)
+        flow = self.flow_feature(condition, class_ids, ego)
         return self.ssm_decoder(self.start_box(condition), flow)
 
-    def forward(self, condition: Tensor, class_ids: Tensor | None = None) -> Tensor:
+    def forward(self, condition: Tensor, class_ids: Tensor | None = None, ego: Tensor | None = None) -> Tensor:
         """Predicted next box (B, 4): the last head's output."""
-        return self.forward_heads(condition, class_ids)[-1]
+        return self.forward_heads(condition, class_ids, ego)[-1]
 
-    def loss(self, condition: Tensor, class_ids: Tensor | None, target: Tensor, giou_weight: float = 0.0) -> Tensor:
+    def loss(self, condition: Tensor, class_ids: Tensor | None, target: Tensor, giou_weight: float = 0.0,
+             ego: Tensor | None = None) -> Tensor:
         """Official loss: smooth-L1 of head i to x0 + (i+1)(gt - x0)/n_heads, summed over heads, mean (scalar).
 
         ``giou_weight`` > 0 adds ``giou_weight * (1 - GIoU)`` of each head to the same progressive target, summed over
         heads, mean (the official SportsMOT setting uses weight 1; the MOT17 weights were trained without it).
         """
-        return self._heads_loss(self.forward_heads(condition, class_ids), condition, target, giou_weight)
+        return self._heads_loss(self.forward_heads(condition, class_ids, ego), condition, target, giou_weight)
 
     def _heads_loss(self, boxes: list[Tensor], condition: Tensor, target: Tensor, giou_weight: float = 0.0) -> Tensor:
         x0 = self.start_box(condition).to(boxes[0].dtype)
@@ -279,7 +331,7 @@ class TrackSSM(nn.Module):
         return total
 
     def rollout_loss(self, history: Tensor, class_ids: Tensor | None, targets: Tensor,
-                     giou_weight: float = 0.0, detach_feedback: bool = False) -> Tensor:
+                     giou_weight: float = 0.0, detach_feedback: bool = False, ego: Tensor | None = None) -> Tensor:
         """The official loss averaged over ``K`` steps of the tracker's rollout of a lost track.
 
         ``history (B, H+1, 4)``: boxes b0..bH (H = :attr:`history`, official 5); ``targets (B, K, 4)``: the next
@@ -288,31 +340,34 @@ class TrackSSM(nn.Module):
         rollout, or with ``detach_feedback`` only through each step's own prediction: the fed-back boxes are then
         plain inputs (the loss value is the same), so every step is trained as a one-step prediction from the
         model's own history, without back-propagating through the earlier steps. ``K = 1`` is :meth:`loss`.
+        ``ego (B, K, 6)``: the camera's motion into each predicted frame (ego-aware models; None: none).
         """
         n_in = self.history + 1
         if history.dim() != 3 or history.shape[1] != n_in or targets.dim() != 3 or \
                 targets.shape[0] != history.shape[0]:
             raise ValueError(f"rollout_loss wants history (B, {n_in}, {self.n_coords}) and targets (B, K, "
                              f"{self.n_coords}), got {tuple(history.shape)} and {tuple(targets.shape)}")
+        if ego is not None and tuple(ego.shape) != (*targets.shape[:2], EGO_DIMS):
+            raise ValueError(f"rollout_loss wants ego (B, K, {EGO_DIMS}), got {tuple(ego.shape)}")
         from trackssm_lib.data import history_condition
 
         window = history
         total = history.new_zeros(())
         for k in range(targets.shape[1]):
             condition = history_condition(window)
-            boxes = self.forward_heads(condition, class_ids)
+            boxes = self.forward_heads(condition, class_ids, None if ego is None else ego[:, k])
             total = total + self._heads_loss(boxes, condition, targets[:, k], giou_weight)
             fed_back = boxes[-1].detach() if detach_feedback else boxes[-1]
             window = torch.cat([window[:, 1:], fed_back[:, None].to(window.dtype)], dim=1)
         return total / targets.shape[1]
 
-    def predict(self, condition: Tensor, class_ids: Tensor | None = None) -> Tensor:
+    def predict(self, condition: Tensor, class_ids: Tensor | None = None, ego: Tensor | None = None) -> Tensor:
         """Inference helper: no grad, eval semantics restored afterwards."""
         was_training = self.training
         self.eval()
         try:
             with torch.no_grad():
-                return self(condition, class_ids)
+                return self(condition, class_ids, ego)
         finally:
             self.train(was_training)
 
@@ -322,4 +377,4 @@ def count_parameters(model: nn.Module, prefix: str = "") -> int:
     return sum(p.numel() for n, p in model.named_parameters() if n.startswith(prefix))
 
 
-__all__ = ["TrackSSM", "CAMERA_PREFIX", "CLASS_PREFIX", "count_parameters"]
+__all__ = ["TrackSSM", "CAMERA_PREFIX", "CLASS_PREFIX", "EGO_DIMS", "EGO_PREFIX", "count_parameters"]

@@ -4,7 +4,7 @@ The 6 cameras of a nuScenes scene fire at their own offsets within the same ~83 
 number of frames, so frames are grouped by their frame index: step ``k`` updates frame ``k`` of every camera that
 has one (a camera whose sequence is shorter simply stops taking part). Within a step, the prediction pools of every
 TrackSSM tracker that shares the same model are concatenated into one ``model.predict`` call and the results are
-split back per camera; other trackers (Kalman, ...) predict on their own. Association stays per camera, so the
+split back per camera (with each camera's own ego motion for ego-aware models); other trackers (Kalman, ...) predict on their own. Association stays per camera, so the
 result is the same as running each camera's tracker alone (up to the model's batch-size floating point noise).
 """
 from __future__ import annotations
@@ -42,11 +42,13 @@ class MultiCameraTracker:
             pools = {n: self.trackers[n].prediction_pool() for n in group}
             conds = [self.trackers[n].build_conditions(pools[n]) for n in group]
             classes = [self.trackers[n].class_ids(pools[n]) for n in group]
+            egos = [self.trackers[n].ego_rows(pools[n]) for n in group]
             sizes = [len(c) for c in conds]
             total = sum(sizes)
             first: TrackSSMTracker = self.trackers[group[0]]
             if total:
-                pred = first.run_model(np.concatenate(conds), np.concatenate(classes))
+                ego = None if egos[0] is None else np.concatenate(egos)
+                pred = first.run_model(np.concatenate(conds), np.concatenate(classes), ego)
                 self.model_calls += 1
                 self.predicted_tracks += total
             else:

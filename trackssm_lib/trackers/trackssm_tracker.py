@@ -17,6 +17,10 @@ absolute box, normalised; non-finite outputs fall back to the last box and sizes
 A camera-aware model (``num_cameras`` > 0, a project option) also reads which camera sees the track: give the
 tracker its ``camera`` (a name of :data:`~trackssm_lib.constants.CAMERAS`; ``track`` takes it from the sequence
 name) and the class ids it passes carry it (:meth:`~trackssm_lib.model.TrackSSM.condition_ids`).
+
+An ego-aware model (``ego_aware``, a project option) also reads the camera's own motion into the frame being
+predicted: call :meth:`TrackSSMTracker.set_ego_motion` with that frame's twist before each ``update`` (``track``
+reads it from the export's ``camera.csv``); every track of the camera gets the same twist.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ import torch
 from trackssm_lib.boxes import cxcywh_to_xyxy, xyxy_to_cxcywh
 from trackssm_lib.constants import CAMERAS
 from trackssm_lib.data import HISTORY, slot_of_camera  # HISTORY: official rows per track
-from trackssm_lib.ego_motion import warp_boxes
+from trackssm_lib.ego_motion import EGO_DIMS, warp_boxes
 from trackssm_lib.trackers.association import BaseTracker, Track
 
 
@@ -70,7 +74,23 @@ class TrackSSMTracker(BaseTracker):
             device = first.device if first is not None else torch.device("cpu")
         self.device = torch.device(device)
         self._norm = np.array([self.image_size[0], self.image_size[1]] * 4)
+        self.ego_aware = bool(getattr(model, "ego_aware", False))
         super().__init__(frame_rate, **assoc)
+
+    def reset(self) -> None:
+        super().reset()
+        self.ego = np.zeros(EGO_DIMS)
+        self._ego_given = self._ego_warned = False
+
+    def set_ego_motion(self, twist: np.ndarray) -> None:
+        """The camera's motion into the frame of the next ``update`` (translation in metres and rotation vector in
+        radians, in the previous frame's camera coordinates; :func:`trackssm_lib.ego_motion.camera_twists`). Read
+        by ego-aware models only."""
+        twist = np.asarray(twist, dtype=np.float64).reshape(-1)
+        if twist.shape != (EGO_DIMS,) or not np.isfinite(twist).all():
+            raise ValueError(f"the ego motion must be {EGO_DIMS} finite numbers, got {twist!r}")
+        self.ego = twist
+        self._ego_given = True
 
     # ------------------------------------------------------------------ history
     def init_motion(self, track: Track) -> None:
@@ -106,23 +126,39 @@ class TrackSSMTracker(BaseTracker):
             t.predicted = True
         return cxcywh_to_xyxy(pred)
 
-    def run_model(self, conditions: np.ndarray, class_ids: np.ndarray | None) -> np.ndarray:
-        """One batched model call on (B, 5, 8) normalised conditions -> (B, 4) normalised boxes."""
+    def ego_rows(self, tracks: Sequence[Track]) -> np.ndarray | None:
+        """The ego motion each track's prediction reads, (K, 6) (this camera's twist), or None for a model that does
+        not read it."""
+        if not self.ego_aware:
+            return None
+        if not self._ego_given and not self._ego_warned and tracks:
+            warnings.warn("an ego-aware TrackSSM without the camera's motion (set_ego_motion): it predicts as if the "
+                          "camera stood still", stacklevel=3)
+            self._ego_warned = True
+        return np.tile(self.ego, (len(tracks), 1))
+
+    def run_model(self, conditions: np.ndarray, class_ids: np.ndarray | None,
+                  ego: np.ndarray | None = None) -> np.ndarray:
+        """One batched model call on (B, 5, 8) normalised conditions (and, for ego-aware models, (B, 6) ego
+        motions) -> (B, 4) normalised boxes."""
         if len(conditions) == 0:
             return np.zeros((0, 4))
         cond = torch.from_numpy(np.ascontiguousarray(conditions, dtype=np.float32)).to(self.device)
         cls = None
         if class_ids is not None and self.use_class_ids:
             cls = torch.from_numpy(np.asarray(class_ids, dtype=np.int64)).to(self.device)
+        args = (cond, cls)
+        if ego is not None:
+            args += (torch.from_numpy(np.asarray(ego, dtype=np.float32)).to(self.device),)
         predict = getattr(self.model, "predict", None)
         with torch.inference_mode():
-            out = predict(cond, cls) if predict is not None else self.model(cond, cls)
+            out = predict(*args) if predict is not None else self.model(*args)
         return out.detach().to("cpu", torch.float64).numpy()
 
     def predict(self, tracks: Sequence[Track]) -> np.ndarray:
         if not tracks:
             return np.zeros((0, 4))
-        pred = self.run_model(self.build_conditions(tracks), self.class_ids(tracks))
+        pred = self.run_model(self.build_conditions(tracks), self.class_ids(tracks), self.ego_rows(tracks))
         return self.apply_predictions(tracks, pred)
 
     def warp_motion(self, tracks: Sequence[Track], h: np.ndarray) -> None:
