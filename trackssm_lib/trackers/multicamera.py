@@ -4,8 +4,9 @@ The 6 cameras of a nuScenes scene fire at their own offsets within the same ~83 
 number of frames, so frames are grouped by their frame index: step ``k`` updates frame ``k`` of every camera that
 has one (a camera whose sequence is shorter simply stops taking part). Within a step, the prediction pools of every
 TrackSSM tracker that shares the same model are concatenated into one ``model.predict`` call and the results are
-split back per camera (with each camera's own ego motion for ego-aware models); other trackers (Kalman, ...) predict on their own. Association stays per camera, so the
-result is the same as running each camera's tracker alone (up to the model's batch-size floating point noise).
+split back per camera (with each camera's own ego motion for ego-aware models); other trackers (Kalman, ...)
+predict on their own. Association stays per camera, so the result is the same as running each camera's tracker
+alone (up to the model's batch-size floating point noise).
 """
 from __future__ import annotations
 
