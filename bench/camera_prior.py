@@ -11,8 +11,8 @@ width in pixels, class), without and with the camera as a further key, and with 
 camera's translation over the first predicted frame, ``camera.csv``, in 6 bins) (cells unseen in the fit split
 predict no motion). Reported on ``--split``: mean IoU with the true box and the share below IoU 0.5 (where the
 official second association would no longer take a low-score detection), next to "the box stays where it is"
-(what a new Kalman track or a TrackSSM history of one row starts from). The gaps between the tables are what the project options
-``camera_aware`` and ``ego_aware`` let a model learn.
+(what a new Kalman track or a TrackSSM history of one row starts from). The gaps between the tables are what the
+project options ``camera_aware`` and ``ego_aware`` let a model learn.
 """
 from __future__ import annotations
 
