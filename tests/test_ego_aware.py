@@ -2,7 +2,7 @@
 option, checkpoints, training data, the tracker and the command line's path all agree on the camera's motion."""
 from __future__ import annotations
 
-import warnings
+import shutil
 
 import numpy as np
 import pytest
@@ -266,7 +266,6 @@ def test_track_scene_feeds_the_camera_twists(real_export, tmp_path, monkeypatch)
     fed = np.concatenate(model.egos)
     assert np.all(fed[:, 3:] == 0) and np.any(fed[:, :3] != 0)
 
-    import shutil
 
     path = save_checkpoint(tmp_path / "ego.pth", TrackSSM(backend="torch", ego_aware=True))
     summary = run_tracking(real_export, "mini_val", "trackssm", "gt", tmp_path / "ok", checkpoint=path,
@@ -294,6 +293,19 @@ def test_model_evaluation_passes_the_twist_of_the_predicted_frame(real_export):
     moved = next_box_error(samples, {"m": model})[-1]["mean_center_error_px"]
     still = next_box_error({**samples, "ego": np.zeros_like(samples["ego"])}, {"m": model})[-1]["mean_center_error_px"]
     assert moved != still
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with pytest.raises(ValueError, match="ego-aware"):
         next_box_error({k: v for k, v in samples.items() if k != "ego"}, {"m": model})
+
+
+def test_model_evaluation_refuses_an_ego_aware_model_without_camera_poses(real_export, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(real_export, broken)
+    (broken / "mini_val" / f"{SCENE}_CAM_BACK_LEFT" / CAMERA_FILE).unlink()
+    samples = split_samples(broken, "mini_val")
+    assert samples["sequences_without_poses"] == 1
+    assert split_samples(real_export, "mini_val")["sequences_without_poses"] == 0
+    plain = TrackSSM(backend="torch")
+    rows = next_box_error(samples, {"cv": None, "plain": plain})  # models that do not read the ego motion: fine
+    assert {r["model"] for r in rows} == {"cv", "plain"}
+    with pytest.raises(ValueError, match=r"1 sequence\(s\) of split 'mini_val' have no camera.csv"):
+        next_box_error(samples, {"ego": TrackSSM(backend="torch", ego_aware=True)})

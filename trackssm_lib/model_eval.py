@@ -208,7 +208,7 @@ def split_samples(data_root: str | os.PathLike, split: str | None = None, length
     Returns ``boxes7 (S, 7, 4)`` (normalised cx, cy, w, h; b0..b6), ``class_ids (S,)``, ``camera_slots (S,)`` (the
     sequence's camera, :func:`~trackssm_lib.data.camera_slot`), ``width``/``height (S,)`` (pixels), ``split`` and
     ``sequences`` (count), and ``ego (S, 7, 6)``: the camera's motion into the frame of every box (read by ego-aware
-    models; zeros for sequences without ``camera.csv``). ``split`` None: the export's validation split. ``length`` > 7:
+    models; zeros for sequences without ``camera.csv``, counted in ``sequences_without_poses``). ``split`` None: the export's validation split. ``length`` > 7:
     runs of that many consecutive boxes instead (``boxes7`` is then ``(S, length, 4)``; :func:`rollout_box_error`).
     """
     data_root = Path(data_root)
@@ -231,7 +231,20 @@ def split_samples(data_root: str | os.PathLike, split: str | None = None, length
         egos = [np.zeros((0, length, EGO_DIMS), np.float32)]
     return {"boxes7": np.concatenate(boxes), "class_ids": np.concatenate(cls), "camera_slots": np.concatenate(slots),
             "width": np.concatenate(width), "height": np.concatenate(height), "ego": np.concatenate(egos),
-            "split": split, "sequences": len(seqs)}
+            "split": split, "sequences": len(seqs),
+            "sequences_without_poses": sum(seq.ego is None for seq in seqs)}
+
+
+def ego_input(samples: Mapping[str, Any], model: TrackSSM) -> np.ndarray | None:
+    """The samples' ego motion for ``model`` (None for a model that does not read it); an ego-aware model on samples
+    from sequences without camera poses raises ValueError instead of silently predicting for a standing camera."""
+    if not getattr(model, "ego_aware", False):
+        return None
+    missing = int(samples.get("sequences_without_poses", 0))
+    if samples.get("ego") is None or missing:
+        raise ValueError(f"an ego-aware model reads the camera's motion, but {missing or 'all'} sequence(s) of split "
+                         f"{samples.get('split')!r} have no {CAMERA_FILE} (re-export with `prepare`)")
+    return np.asarray(samples["ego"])
 
 
 def constant_velocity(boxes7: np.ndarray) -> np.ndarray:
@@ -317,7 +330,7 @@ def next_box_error(samples: Mapping[str, Any], models: Mapping[str, TrackSSM | N
         if model is None:
             pred = constant_velocity(boxes7)
         else:
-            ego = samples.get("ego")
+            ego = ego_input(samples, model)
             pred = predict_next(model, boxes7[:, :-1], cls if use_class_ids else None, device=device,
                                 camera_slots=samples.get("camera_slots"), ego=None if ego is None else ego[:, -1])
         iou, err = box_errors(pred, target, width, height)
@@ -370,7 +383,7 @@ def rollout_box_error(runs: Mapping[str, Any], models: Mapping[str, TrackSSM | N
     first = boxes.shape[1] - steps  # the first predicted box
     rows = []
     for name, model in models.items():
-        ego = runs.get("ego")
+        ego = None if model is None else ego_input(runs, model)
         pred = rollout(model, boxes[:, :first], cls, steps, device, camera_slots=runs.get("camera_slots"),
                        ego=None if ego is None else np.asarray(ego)[:, first:])
         for k in range(steps):
@@ -431,6 +444,7 @@ def summary_figures(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "CONSTANT_VELOCITY", "box_errors", "compare_models", "configured_lrs", "constant_velocity", "effective_config",
+    "ego_input",
     "load_model", "lr_groups", "model_history", "next_box_error", "phase_models", "phase_paths", "predict_next",
     "read_scalars", "resolve_device", "resolve_mot17_root", "sample_length", "split_samples", "start_checkpoint",
     "summary_figures", "train_or_reuse", "training_overrides",
