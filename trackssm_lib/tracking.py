@@ -180,7 +180,9 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
     from trackssm_lib.trackers import MultiCameraTracker
 
     infos, dets, trackers, warps, egos = {}, {}, {}, {}, {}
-    if model_is_ego_aware(kind, model) and twists is None:
+    if not model_is_ego_aware(kind, model):
+        twists = None  # only an ego-aware TrackSSM reads the camera's motion
+    elif twists is None:
         twists = ego_twists(seq_dirs, without_rotation=homographies is not None)
     for d in seq_dirs:
         info = read_seqinfo(d)
@@ -192,7 +194,7 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
                                      **assoc)
         if homographies is not None:
             warps[seq] = homographies[d]
-        if twists is not None and model_is_ego_aware(kind, model):
+        if twists is not None:
             egos[seq] = twists[d]
     multi = MultiCameraTracker(trackers)
     lengths = {s: max(dets[s]) if dets[s] else 0 for s in dets}
