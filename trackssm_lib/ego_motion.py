@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from trackssm_lib.geometry import normalize_quaternions, quaternion_multiply, quaternion_to_matrix
 
@@ -135,14 +136,8 @@ EGO_DIMS = 6  # camera translation (3, metres) and rotation vector (3, radians) 
 
 
 def rotation_vectors(r: np.ndarray) -> np.ndarray:
-    """Axis-angle vectors (N, 3) of rotation matrices (N, 3, 3) (angle in radians, below pi)."""
-    r = np.asarray(r, dtype=np.float64).reshape(-1, 3, 3)
-    cos = np.clip((np.trace(r, axis1=1, axis2=2) - 1.0) / 2.0, -1.0, 1.0)
-    angle = np.arccos(cos)
-    axis = np.stack([r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]], axis=1)
-    sin = np.sin(angle)
-    scale = np.where(sin > 1e-9, angle / np.where(sin > 1e-9, 2.0 * sin, 1.0), 0.5)  # small angles: first order
-    return axis * scale[:, None]
+    """Axis-angle vectors (N, 3) of rotation matrices (N, 3, 3) (angle in radians; SciPy's conversion)."""
+    return Rotation.from_matrix(np.asarray(r, dtype=np.float64).reshape(-1, 3, 3)).as_rotvec()
 
 
 def camera_twists(translation: np.ndarray, rotation: np.ndarray) -> np.ndarray:

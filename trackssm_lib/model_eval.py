@@ -208,8 +208,9 @@ def split_samples(data_root: str | os.PathLike, split: str | None = None, length
     Returns ``boxes7 (S, 7, 4)`` (normalised cx, cy, w, h; b0..b6), ``class_ids (S,)``, ``camera_slots (S,)`` (the
     sequence's camera, :func:`~trackssm_lib.data.camera_slot`), ``width``/``height (S,)`` (pixels), ``split`` and
     ``sequences`` (count), and ``ego (S, 7, 6)``: the camera's motion into the frame of every box (read by ego-aware
-    models; zeros for sequences without ``camera.csv``, counted in ``sequences_without_poses``). ``split`` None: the export's validation split. ``length`` > 7:
-    runs of that many consecutive boxes instead (``boxes7`` is then ``(S, length, 4)``; :func:`rollout_box_error`).
+    models; zeros for sequences without ``camera.csv``, counted in ``sequences_without_poses``). ``split`` None: the
+    export's validation split. ``length`` > 7: runs of that many consecutive boxes instead (``boxes7`` is then
+    ``(S, length, 4)``; :func:`rollout_box_error`).
     """
     data_root = Path(data_root)
     split = split or default_splits(data_root)[1]
@@ -292,7 +293,7 @@ def predict_next(model: TrackSSM, history: np.ndarray, class_ids: np.ndarray | N
                 c = cond[i:i + batch_size].to(device)
                 k = None if cls is None else cls[i:i + batch_size].to(device)
                 e = None if twist is None else twist[i:i + batch_size].to(device)
-                out.append(model(c, k, e).float().cpu() if e is not None else model(c, k).float().cpu())
+                out.append(model(c, k, e).float().cpu())
     finally:
         model.train(was_training)
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, 4))
