@@ -22,7 +22,6 @@ from trackssm_lib.data import (
     load_split,
     sequences_to_samples,
     split_sequence_dirs,
-    windows_to_rollout_samples,
     windows_to_samples,
 )
 
@@ -267,32 +266,9 @@ def test_mot17_loader_reads_real_gt(mot17):
     assert 0 < len(sub) < len(boxes7) / 3
 
 
-def test_rollout_samples():
-    """steps = 1: the official samples; steps = 3: 6 jittered inputs, then 3 clean targets of the same track from
-    the frames after them; tracks need all 5 + steps history frames (track 2's gap at frame 15 rules it out)."""
-    seq = toy_sequence()
-    ds = WindowDataset([seq], sequence_length=12, train=True, flip_prob=0.0, jitter=0.05, seed=1)
-    index = int(np.nonzero(ds.start_frames == 5)[0][0])  # history frames 5..16, current frame 17
-    batch = collate_windows([ds[index]])
-    one, base = windows_to_rollout_samples(batch, 1), windows_to_samples(batch)
-    assert torch.equal(build_condition(torch.cat([one["history"], one["targets"]], dim=1))[0], base["condition"])
-    assert torch.equal(one["targets"][:, 0], base["target"])
-    three = windows_to_rollout_samples(batch, 3)
-    assert three["history"].shape[1:] == (6, 4) and three["targets"].shape[1:] == (3, 4)
-    tracks = batch["track_ids"][0, -1][three["track_index"]].tolist()
-    assert tracks == [1]  # track 2 misses frame 15, inside the 8 frames 9..16 that 3 steps need
-    clean = torch.tensor([box_of(1, f) for f in (15, 16, 17)])
-    assert torch.allclose(three["targets"][0], clean)
-    jittered = torch.tensor([box_of(1, f) for f in range(9, 15)])
-    assert not torch.allclose(three["history"][0], jittered) and torch.allclose(three["history"][0], jittered,
-                                                                                atol=0.02)
-    with pytest.raises(ValueError, match="8 rollout steps need 13 history frames"):
-        windows_to_rollout_samples(batch, 8)
-
-
 def test_longer_history_samples(export_root):
     """history = 10: conditions of 10 rows from 11 history boxes, exactly the runs of 12 consecutive boxes; windows
-    only where such a run ends; the rollout samples hold 11 input boxes."""
+    only where such a run ends."""
     seqs = load_split(export_root, default_splits(export_root)[0])
     ds = WindowDataset(seqs, sequence_length=20, num_queries=300, history=10)
     batch = collate_windows([ds[i] for i in range(len(ds))])
@@ -303,8 +279,6 @@ def test_longer_history_samples(export_root):
     want = np.sort(build_condition(boxes12)[0].reshape(len(boxes12), -1), axis=0)
     got = np.sort(s["condition"].numpy().reshape(len(boxes12), -1), axis=0)
     np.testing.assert_allclose(got, want, atol=1e-6)
-    roll = windows_to_rollout_samples(batch, 3, history=10)
-    assert roll["history"].shape[1:] == (11, 4) and roll["targets"].shape[1:] == (3, 4)
     with pytest.raises(ValueError, match="a history of 10 boxes needs 11"):
         WindowDataset(seqs, sequence_length=10, history=10)
     with pytest.raises(ValueError, match="history must be >= 1"):

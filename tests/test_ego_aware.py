@@ -9,8 +9,7 @@ import pytest
 import torch
 from pyquaternion import Quaternion
 
-from trackssm_lib.data import (SequenceData, WindowDataset, collate_windows, load_sequence, windows_to_rollout_samples,
-                               windows_to_samples)
+from trackssm_lib.data import SequenceData, WindowDataset, collate_windows, load_sequence, windows_to_samples
 from trackssm_lib.ego_motion import (CAMERA_FILE, camera_twists, frame_twists, mirror_twists, read_camera_csv,
                                      rotation_vectors)
 from trackssm_lib.export import prepare
@@ -131,12 +130,6 @@ def test_ego_parameters_start_neutral_then_matter():
     with pytest.raises(ValueError, match="ego_aware"):
         TrackSSM(ego_aware=1)
     assert not any(k.startswith("ego_encoder.") for k in ego.official_state_dict())
-    targets = torch.rand(5, 3, 4) * 0.3 + 0.3
-    hist = torch.rand(5, 6, 4) * 0.3 + 0.3
-    with pytest.raises(ValueError, match=r"ego \(B, K, 6\)"):
-        ego.rollout_loss(hist, cls, targets, ego=torch.zeros(5, 6))
-    loss = ego.rollout_loss(hist, cls, targets, ego=torch.randn(5, 3, 6))
-    assert torch.isfinite(loss)
 
 
 def test_ego_parameters_in_checkpoints(tmp_path):
@@ -194,12 +187,8 @@ def test_windows_carry_the_twist_of_their_target_frame_mirrored_with_flips():
     batch = collate_windows([val[3], val[5]])
     s = windows_to_samples(batch)
     np.testing.assert_array_equal(s["ego"].numpy(), np.stack([val[3]["ego"][-1], val[5]["ego"][-1]]))
-    r = windows_to_rollout_samples(batch, 3)
-    np.testing.assert_array_equal(r["ego"].numpy(), np.stack([val[3]["ego"][-3:], val[5]["ego"][-3:]]))
     *_, ego = _training_samples(batch, load_config(None, ["ego_aware=true"]))
     assert torch.equal(ego, s["ego"])
-    *_, ego = _training_samples(batch, load_config(None, ["ego_aware=true", "rollout_steps=3"]))
-    assert torch.equal(ego, r["ego"])
 
 
 class RecordingEgoModel:

@@ -156,57 +156,16 @@ def test_loss_is_official_progressive_smooth_l1(model):
         assert torch.allclose(model.loss(cond, None, target), expected, atol=1e-6)
 
 
-def rollout_case(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded 2-step rollout inputs: histories (3, 6, 4) and the next 2 boxes (3, 2, 4)."""
+def next_box_case(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded inputs: histories (3, 6, 4) and the box after them (3, 4)."""
     g = torch.Generator().manual_seed(seed)
     hist = 0.4 + 0.01 * torch.arange(6, dtype=torch.float32)[None, :, None] + 0.05 * torch.rand(3, 6, 4, generator=g)
-    return hist, hist[:, -1:] + 0.01 * torch.arange(1, 3, dtype=torch.float32)[None, :, None]
+    return hist, hist[:, -1] + 0.01
 
 
 def hand_condition(window: torch.Tensor) -> torch.Tensor:
     """The model input of 6 boxes, by hand: the last 5 boxes and their differences, (B, 5, 8)."""
     return torch.cat([window[:, 1:], window[:, 1:] - window[:, :-1]], dim=-1)
-
-
-def test_rollout_loss_feeds_predictions_back(model):
-    """K = 1 is the official loss; K = 2 adds the loss of a second step whose history ends with the first
-    prediction, (pred, pred - b5), as the tracker rolls a lost track forward; gradients reach both steps."""
-    hist, targets = rollout_case(3)
-    cond = hand_condition(hist)
-    with torch.no_grad():
-        assert torch.allclose(model.rollout_loss(hist, None, targets[:, :1]), model.loss(cond, None, targets[:, 0]),
-                              atol=1e-7)
-        pred = model(cond)
-        cond2 = hand_condition(torch.cat([hist[:, 1:], pred[:, None]], dim=1))
-        assert torch.allclose(cond2[:, -1], torch.cat([pred, pred - hist[:, -1]], dim=-1))
-        expected = (model.loss(cond, None, targets[:, 0]) + model.loss(cond2, None, targets[:, 1])) / 2
-        assert torch.allclose(model.rollout_loss(hist, None, targets), expected, atol=1e-7)
-    with pytest.raises(ValueError, match="rollout_loss wants history"):
-        model.rollout_loss(hist[:, :5], None, targets)
-
-
-def test_rollout_loss_detached_feedback(model):
-    """``detach_feedback``: the same loss value; the gradient is that of the two one-step losses with the first
-    prediction as a constant input (no path through step 1 into step 2), and differs from the full rollout's."""
-    hist, targets = rollout_case(4)
-    m = TrackSSM(backend="torch").eval()
-    m.load_state_dict(model.state_dict())
-    params = [p for p in m.parameters() if p.requires_grad]
-
-    def grads(loss):
-        return torch.cat([(gr if gr is not None else torch.zeros_like(p)).flatten()
-                          for gr, p in zip(torch.autograd.grad(loss, params, allow_unused=True), params)])
-
-    full, detached = m.rollout_loss(hist, None, targets), m.rollout_loss(hist, None, targets, detach_feedback=True)
-    assert torch.allclose(full, detached, atol=1e-7)
-    cond = hand_condition(hist)
-    with torch.no_grad():
-        pred = m(cond)
-    cond2 = hand_condition(torch.cat([hist[:, 1:], pred[:, None]], dim=1))
-    expected = grads((m.loss(cond, None, targets[:, 0]) + m.loss(cond2, None, targets[:, 1])) / 2)
-    got = grads(m.rollout_loss(hist, None, targets, detach_feedback=True))
-    assert torch.allclose(got, expected, atol=1e-6, rtol=1e-4)
-    assert not torch.allclose(grads(full), expected, atol=1e-6, rtol=1e-4)
 
 
 def test_generalized_iou_values():
@@ -248,11 +207,11 @@ def test_generalized_iou_values():
 
 def test_giou_loss_term(model):
     """giou_weight = 0 is the official loss; w > 0 adds w * sum over heads of mean(1 - GIoU(head, its progressive
-    target)), in the one-step and in the rollout loss; the term has gradients."""
+    target)); the term has gradients."""
     from trackssm_lib.model.box_loss import generalized_iou
 
-    hist, targets = rollout_case(5)
-    cond, target = hand_condition(hist), targets[:, 0]
+    hist, target = next_box_case(5)
+    cond = hand_condition(hist)
     with torch.no_grad():
         official = model.loss(cond, None, target)
         assert torch.equal(model.loss(cond, None, target, giou_weight=0.0), official)
@@ -261,8 +220,6 @@ def test_giou_loss_term(model):
                    for i, h in enumerate(model.forward_heads(cond)))
         assert term > 0
         assert torch.allclose(model.loss(cond, None, target, giou_weight=0.5), official + 0.5 * term, atol=1e-6)
-        assert torch.allclose(model.rollout_loss(hist, None, target[:, None], giou_weight=0.5),
-                              official + 0.5 * term, atol=1e-6)
     m = TrackSSM(backend="torch").train()
     m.load_state_dict(model.state_dict())
     m.loss(cond, None, target, giou_weight=1.0).backward()
@@ -337,52 +294,23 @@ def test_relative_box_coder():
         TrackSSM(box_coder="relative").output_sigmoid = True
 
 
-def constant_velocity_box(cond: torch.Tensor) -> torch.Tensor:
-    """By hand: the last centre moved by the last row's centre displacement, the last size."""
-    last = cond[:, -1]
-    return torch.stack([last[:, 0] + last[:, 4], last[:, 1] + last[:, 5], last[:, 2], last[:, 3]], dim=-1)
-
-
-@pytest.mark.parametrize("coder", ["relative", "velocity"])
-def test_relative_head_outputs_decode_against_hand_computation(coder):
-    """Head i's box is decode_relative(head i-1's box, head i's raw output), head 0 starting from the last box
-    (relative) or the constant-velocity box (velocity): recomputed by hand from the layers."""
+def test_relative_head_outputs_decode_against_hand_computation():
+    """Head i's box is decode_relative(head i-1's box, head i's raw output), head 0 starting from the last box:
+    recomputed by hand from the layers."""
     from trackssm_lib.model.decoder import decode_relative
 
     torch.manual_seed(1)
-    rel = TrackSSM(backend="torch", box_coder=coder).eval()
+    rel = TrackSSM(backend="torch", box_coder="relative").eval()
     absolute = TrackSSM(backend="torch").eval()
     absolute.load_state_dict(rel.state_dict())
     cond = make_condition(4)
     with torch.no_grad():
         flow = rel.flow_feature(cond)
-        box, state = (cond[:, -1, :4] if coder == "relative" else constant_velocity_box(cond)), None
+        box, state = cond[:, -1, :4], None
         for raw_head, got in zip(absolute.ssm_decoder.head_series, rel.forward_heads(cond)):
             raw, state = raw_head(box, flow, state)  # the same head's weights, its output taken as it is
             assert torch.allclose(got, decode_relative(box, raw), atol=1e-6)
             box = got
-
-
-def test_velocity_box_coder():
-    """box_coder=velocity: zeroed output layers predict constant velocity (every head); the progressive loss targets
-    start from that box, so a constant-velocity target costs nothing there and something for the relative coder."""
-    torch.manual_seed(3)
-    vel = TrackSSM(backend="torch", box_coder="velocity").eval()
-    rel = TrackSSM(backend="torch", box_coder="relative").eval()
-    assert {k: v.shape for k, v in vel.official_state_dict().items()} == official_shapes()
-    cond = make_condition(6)
-    cv = constant_velocity_box(cond)
-    assert not torch.allclose(cv, cond[:, -1, :4])
-    with torch.no_grad():
-        assert torch.equal(vel.start_box(cond), cv) and torch.equal(rel.start_box(cond), cond[:, -1, :4])
-        vel.ssm_decoder.zero_box_outputs()
-        rel.ssm_decoder.zero_box_outputs()
-        for head in vel.forward_heads(cond):
-            assert torch.equal(head, cv)
-        assert vel.loss(cond, None, cv, giou_weight=1.0).item() < 1e-6
-        assert rel.loss(cond, None, cv, giou_weight=1.0).item() > 1e-4
-    with pytest.raises(ValueError, match="cannot be combined with box_coder='velocity'"):
-        TrackSSM(box_coder="velocity", output_sigmoid=True)
 
 
 def test_history_travels_in_checkpoints(tmp_path):
@@ -403,8 +331,6 @@ def test_history_travels_in_checkpoints(tmp_path):
             TrackSSM(history=bad)
     with pytest.raises(CheckpointError, match=r"official\.pt: .* history=10"):
         save_official_checkpoint(tmp_path / "official.pt", h10)
-    with pytest.raises(ValueError, match=r"rollout_loss wants history \(B, 11, 4\)"):
-        h10.rollout_loss(torch.rand(2, 6, 4), None, torch.rand(2, 3, 4))
 
 
 def test_box_coder_in_checkpoints(tmp_path, model, assert_box_outputs_reset):

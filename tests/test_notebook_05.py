@@ -3,12 +3,14 @@ identity-switch marker."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from trackssm_lib import zoo
 from trackssm_lib.records import load_figures
 from trackssm_lib.report import PROJECT_ROOT
 
@@ -134,7 +136,9 @@ def test_evaluation_notebook(tiny_export, tmp_path):
                 {"name": "trackssm-phase1", "tracker": "trackssm",
                  "checkpoint": "weights/phase1/phase1_decoder_best.pth"},
                 {"name": "trackssm-phase2", "tracker": "trackssm", "checkpoint": "weights/phase2/phase2_full_best.pth"},
-                {"name": "bytetrack", "tracker": "boxmot:bytetrack", "checkpoint": None}]
+                {"name": "bytetrack", "tracker": "boxmot:bytetrack", "checkpoint": None},
+                *zoo.headline_specs()]  # the shipped headline model with its track flags, and kalman-ego
+    assert [t["name"] for t in trackers[-2:]] == [f"zoo:{zoo.headline_entry()['name']}", "kalman-ego"]
     out = tmp_path / "nb"
     out.mkdir()
     params = {"export_dir": str(tiny_export), "split": "test", "trackers": trackers, "max_sequences": 1,
@@ -149,7 +153,7 @@ def test_evaluation_notebook(tiny_export, tmp_path):
     rows = fig["rows"]
     ok = [r for r in rows if r["status"] == "ok"]
     assert ok and all(0 <= r["HOTA"] <= 100 for r in ok)
-    for name in ("kalman", "trackssm-zero-shot", "trackssm-phase2"):
+    for name in ("kalman", "trackssm-zero-shot", "trackssm-phase2", trackers[-2]["name"], "kalman-ego"):
         assert {r["detections"] for r in ok if r["tracker"] == name} == {"gt", "noisy"}, name
     have_boxmot = importlib.util.find_spec("boxmot") is not None
     assert set(fig["unavailable"]) == {"trackssm-phase1"} | (set() if have_boxmot else {"bytetrack"})
@@ -168,6 +172,12 @@ def test_evaluation_notebook(tiny_export, tmp_path):
                                                                  and idsw["measured"] <= -70 else "no") \
         or idsw["measured"] is None
     assert fig["combined"]["kalman|gt"]["HOTA"] > fig["combined"]["kalman|noisy"]["HOTA"]
+    # the zoo row ran with the shipped weights (sha256 checked) and its track flags
+    zoo_dirs = [d for d in (out / "evaluation").iterdir() if d.name.startswith("zoo")]
+    assert len(zoo_dirs) == 1
+    settings = json.loads((zoo_dirs[0] / "noisy" / "settings.json").read_text())["settings"]
+    assert settings["ego_compensation"] is True
+    assert settings["checkpoint_sha256"] == zoo.headline_entry()["sha256"]
     # identity switches by cause: one row per run, adding up to TrackEval's count of that run
     causes = {f"{c['tracker']}|{c['detections']}": c for c in fig["switch_causes"]}
     assert set(causes) == {k for k, v in fig["combined"].items() if v["status"] == "ok"}

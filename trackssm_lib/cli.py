@@ -1,4 +1,4 @@
-"""Command line: ``python -m trackssm_lib {synth,prepare,report,train,track,evaluate} ...``."""
+"""Command line: ``python -m trackssm_lib {synth,prepare,report,train,track,evaluate,zoo} ...``."""
 from __future__ import annotations
 
 import argparse
@@ -99,8 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     from trackssm_lib.evaluation import add_evaluate_parser
     from trackssm_lib.tracking import add_track_parser
 
+    from trackssm_lib.zoo import add_zoo_parser
+
     add_track_parser(sub)
     add_evaluate_parser(sub)
+    add_zoo_parser(sub)
     return parser
 
 

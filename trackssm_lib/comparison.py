@@ -88,7 +88,10 @@ def split_subset(data_dir: str | Path, split: str, max_sequences: int | None,
 
 # ---------------------------------------------------------------------------------------------- trackers
 def default_trackers(training_root: str | Path | None) -> list[dict[str, Any]]:
-    """Kalman baseline, TrackSSM zero-shot (phase-0 weights), after phase 1 and after phase 2, BoxMOT baselines."""
+    """Kalman baseline, TrackSSM zero-shot (phase-0 weights), after phase 1 and after phase 2, the shipped headline
+    model of the zoo with its track flags (and the Kalman filter that reads the same odometry), BoxMOT baselines."""
+    from trackssm_lib.zoo import headline_specs
+
     root = Path(training_root) if training_root else None
 
     def ckpt(rel: str) -> str | None:
@@ -100,6 +103,7 @@ def default_trackers(training_root: str | Path | None) -> list[dict[str, Any]]:
         {"name": "trackssm-phase1", "tracker": "trackssm",
          "checkpoint": ckpt("weights/phase1/phase1_decoder_best.pth")},
         {"name": "trackssm-phase2", "tracker": "trackssm", "checkpoint": ckpt("weights/phase2/phase2_full_best.pth")},
+        *headline_specs(),
         {"name": "bytetrack", "tracker": "boxmot:bytetrack", "checkpoint": None},
         {"name": "botsort", "tracker": "boxmot:botsort", "checkpoint": None},
         {"name": "ocsort", "tracker": "boxmot:ocsort", "checkpoint": None},
@@ -112,7 +116,7 @@ def resolve_checkpoints(trackers: Iterable[Mapping[str, Any]], training_root: st
     for t in trackers:
         t = dict(t)
         ck = t.get("checkpoint")
-        if ck and training_root and not Path(ck).is_absolute():
+        if ck and training_root and not Path(ck).is_absolute() and not str(ck).startswith("zoo:"):
             t["checkpoint"] = str(Path(training_root) / ck)
         out.append(t)
     return out
@@ -178,7 +182,8 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
                      ego_compensation: bool = False) -> list[dict[str, Any]]:
     """Run and score every tracker on every detection source; rows as in :data:`ROW_KEYS`.
 
-    ``trackers``: ``[{'name': ..., 'tracker': 'kalman'|'trackssm'|'boxmot:NAME', 'checkpoint': path|None}]``.
+    ``trackers``: ``[{'name': ..., 'tracker': 'kalman'|'trackssm'|'boxmot:NAME', 'checkpoint': path|zoo:NAME|None,
+    'ego_compensation': bool (optional, overrides the argument for this tracker)}]``.
     ``split`` is mapped to the export's name (:func:`resolve_split`). Each (tracker, detections) pair gives its
     per-class rows and the combined rows ``all (class avg)`` / ``all (detection avg)``; ``fps`` is camera frames
     per second of the tracking run (of the run that made reused results). ``lost_seconds``: the lost-track timeout
@@ -188,6 +193,9 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
     """
     from trackssm_lib.tracking import run_tracking
     from trackssm_lib.evaluation import evaluate
+    from trackssm_lib.zoo import resolve_checkpoint
+
+    trackers = [{**t, "checkpoint": resolve_checkpoint(t.get("checkpoint"))} for t in trackers]
 
     if not trackers:
         raise ComparisonError("no trackers to compare")
@@ -211,8 +219,9 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
                 rows.append(unavailable_row(spec["name"], det, reason, len(seqs)))
                 continue
             ck = spec.get("checkpoint")
+            ego = bool(spec.get("ego_compensation", ego_compensation))
             assoc = {} if spec["tracker"].startswith("boxmot:") else {"lost_seconds": float(lost_seconds),
-                                                                       "ego_compensation": bool(ego_compensation)}
+                                                                       "ego_compensation": ego}
             settings = {"tracker": spec["tracker"], "checkpoint": str(ck) if ck else None,
                         "checkpoint_sha256": file_sha256(ck) if ck else None, "detections": det,
                         "detections_dir": str(Path(det).resolve()) if det not in ("gt", "noisy") else None,

@@ -14,9 +14,6 @@ Two views of the same ground truth are provided.
   from a window batch (``b6`` = ``cur_bbox``, ``b0..b5`` = the last 6 history frames);
   :func:`extract_track_samples` makes every sample of whole sequences at once (vectorised). A model trained
   with a longer ``history`` H (a project option) uses H + 2 consecutive boxes the same way (``history`` arguments).
-* **Rollout samples** (:func:`windows_to_rollout_samples`, for the ``rollout_steps`` training option): 6 history
-  boxes and the ``K`` boxes after them, all consecutive; the targets are taken from the window's un-jittered
-  boxes (``clean_condition``: flipped with the item, never jittered) and ``cur_bbox``.
 
 Gaps: a sample needs the track in **all 7 consecutive frames** ``f-6 .. f``. A track missing from any of them gives
 no sample for target frame ``f``; nothing is interpolated across a gap (the export already interpolated between
@@ -32,12 +29,11 @@ probability ``flip_prob`` (``cx -> 1 - cx`` for every box of the item, target in
 sign) and a uniform jitter of up to ``jitter`` (5 %) of the box size applied to the *input* boxes only
 (``cx += u*w``, ``cy += u*h``, ``w *= 1+u``, ``h *= 1+u``, ``u ~ U(-jitter, jitter)`` drawn per coordinate), then
 clipped to [0, 1]; deltas are computed from the jittered boxes. With ``short_history_prob`` p > 0 (a project option,
-default 0; one-step samples only) each track of a training window is, with probability p, given as a young track:
-its condition keeps only its newest ``m ~ U{1..H-1}`` rows, padded at the end with copies of the newest row as the
-tracker pads a track with fewer than H rows (a track born after a sequence's first frame has m + 1 detections then:
-its birth detection gives no row of its own, only the displacement of the first row). The random numbers come from
-a generator seeded by ``(seed, epoch, item)``, so an item is augmented identically whatever the worker, process or
-resume point.
+default 0) each track of a training window is, with probability p, given as a young track: its condition keeps only
+its newest ``m ~ U{1..H-1}`` rows, padded at the end with copies of the newest row as the tracker pads a track with
+fewer than H rows (a track born after a sequence's first frame has m + 1 detections then: its birth detection gives
+no row of its own, only the displacement of the first row). The random numbers come from a generator seeded by
+``(seed, epoch, item)``, so an item is augmented identically whatever the worker, process or resume point.
 
 Cameras: each window item carries its sequence's camera as a model camera slot (:func:`camera_slot`: the index in
 :data:`~trackssm_lib.constants.CAMERAS` + 1, 0 when the name has no camera suffix); a flipped item gets the mirrored
@@ -436,7 +432,6 @@ class WindowDataset(Dataset):
             frames = np.arange(start, cur + 1)
             ok = (frames >= 1) & (frames < len(seq.ego))
             ego[ok] = seq.ego[frames[ok]]
-        clean = condition  # history boxes as rollout targets: flipped with the item, never jittered
         rows_kept = np.full(n, FULL_HISTORY, dtype=np.int64)  # young-track cut per track (none by default)
         slot = camera_slot(seq.name)
         if self.train:
@@ -444,8 +439,6 @@ class WindowDataset(Dataset):
             flip = bool(rng.random() < self.flip_prob)
             slot = MIRRORED_SLOT[slot] if flip else slot
             ego = mirror_twists(ego) if flip else ego
-            clean = augment_boxes(condition, ~padding, rng, flip, 0.0)  # uses no random numbers
-            clean[padding] = 0.0
             condition = augment_boxes(condition, ~padding, rng, flip, self.jitter)
             if self.short_history_prob > 0:  # drawn last: runs without it keep their random numbers
                 young = rng.random(n) < self.short_history_prob
@@ -453,8 +446,8 @@ class WindowDataset(Dataset):
             cur_bbox = augment_boxes(cur_bbox, np.zeros(n, dtype=bool), rng, flip, 0.0)
             condition[padding] = 0.0
             cur_bbox[cur_mask] = 0.0
-        return {"condition": condition, "clean_condition": clean, "cur_bbox": cur_bbox, "padding_mask": padding,
-                "cur_mask": cur_mask, "rows_kept": rows_kept,
+        return {"condition": condition, "cur_bbox": cur_bbox, "padding_mask": padding, "cur_mask": cur_mask,
+                "rows_kept": rows_kept,
                 "track_ids": np.where(padding, -1, ids[None, :]), "class_ids": cls_hist, "cur_class_ids": cur_cls,
                 "camera_slot": slot, "ego": ego, "seq_name": seq.name, "start_frame": start}
 
@@ -465,8 +458,7 @@ def collate_windows(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     n = max(1, max(it["condition"].shape[1] for it in items))
     B = len(items)
     out = {
-        "condition": torch.zeros(B, T, n, 4), "clean_condition": torch.zeros(B, T, n, 4),
-        "cur_bbox": torch.zeros(B, n, 4),
+        "condition": torch.zeros(B, T, n, 4), "cur_bbox": torch.zeros(B, n, 4),
         "padding_mask": torch.ones(B, T, n, dtype=torch.bool), "cur_mask": torch.ones(B, n, dtype=torch.bool),
         "track_ids": torch.full((B, T, n), -1, dtype=torch.long), "class_ids": torch.full((B, T, n), -1,
                                                                                          dtype=torch.long),
@@ -477,7 +469,6 @@ def collate_windows(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for b, it in enumerate(items):
         k = it["condition"].shape[1]
         out["condition"][b, :, :k] = torch.from_numpy(it["condition"])
-        out["clean_condition"][b, :, :k] = torch.from_numpy(it["clean_condition"])
         out["cur_bbox"][b, :k] = torch.from_numpy(it["cur_bbox"])
         out["padding_mask"][b, :, :k] = torch.from_numpy(it["padding_mask"])
         out["cur_mask"][b, :k] = torch.from_numpy(it["cur_mask"])
@@ -530,40 +521,17 @@ def windows_to_samples(batch: dict[str, Any], history: int = HISTORY) -> dict[st
     if "rows_kept" in batch:
         condition = young_track_condition(condition, batch["rows_kept"][b_idx, n_idx])
     return {"condition": condition, "target": target, "class_ids": batch["cur_class_ids"][b_idx, n_idx],
-            "camera_slots": _sample_slots(batch, b_idx), "ego": _sample_ego(batch, b_idx, 1)[:, 0],
+            "camera_slots": _sample_slots(batch, b_idx), "ego": _sample_ego(batch, b_idx),
             "batch_index": b_idx, "track_index": n_idx}
 
 
-def windows_to_rollout_samples(batch: dict[str, Any], steps: int, history: int = HISTORY) -> dict[str, torch.Tensor]:
-    """Rollout samples of a window batch: one per track present in the current frame and in each of the last
-    ``5 + steps`` history frames. ``history (S, 6, 4)`` = b0..b5 (history frames T-5-steps..T-steps, augmented as
-    the model's input), ``targets (S, steps, 4)`` = the following history frames (not jittered) and ``cur_bbox``;
-    ``class_ids (S,)``, ``camera_slots (S,)``, ``ego (S, steps, 6)`` (the camera's twist into each target frame).
-    ``steps = 1`` gives the samples of :func:`windows_to_samples`. A
-    model ``history`` H != 5 reads H + 1 boxes: ``history (S, H+1, 4)`` from the last ``H + steps`` history frames.
-    """
-    cond, pad = batch["condition"], batch["padding_mask"]
-    n_in = int(history) + 1  # input boxes
-    k = n_in - 1 + steps  # history frames used
-    if k > cond.shape[1]:
-        raise ValueError(f"{steps} rollout steps need {k} history frames, the windows have {cond.shape[1]}")
-    valid = ~pad[:, -k:].any(dim=1) & ~batch["cur_mask"]  # (B, N)
-    b_idx, n_idx = torch.nonzero(valid, as_tuple=True)
-    history = cond[b_idx, :, n_idx][:, -k:][:, :n_in]
-    later = batch["clean_condition"][b_idx, :, n_idx][:, -k:][:, n_in:]
-    targets = torch.cat([later, batch["cur_bbox"][b_idx, n_idx][:, None]], dim=1)
-    return {"history": history, "targets": targets, "class_ids": batch["cur_class_ids"][b_idx, n_idx],
-            "camera_slots": _sample_slots(batch, b_idx), "ego": _sample_ego(batch, b_idx, steps),
-            "batch_index": b_idx, "track_index": n_idx}
-
-
-def _sample_ego(batch: dict[str, Any], b_idx: torch.Tensor, steps: int) -> torch.Tensor:
-    """The camera twists into the last ``steps`` frames of each sample's window, (S, steps, 6) (zeros for batches
-    without them)."""
+def _sample_ego(batch: dict[str, Any], b_idx: torch.Tensor) -> torch.Tensor:
+    """The camera twist into the current (target) frame of each sample's window, (S, 6) (zeros for batches without
+    them)."""
     ego = batch.get("ego")
     if ego is None:
-        return torch.zeros(len(b_idx), steps, EGO_DIMS)
-    return ego[b_idx][:, -steps:]
+        return torch.zeros(len(b_idx), EGO_DIMS)
+    return ego[b_idx][:, -1]
 
 
 def _sample_slots(batch: dict[str, Any], b_idx: torch.Tensor) -> torch.Tensor:
@@ -662,5 +630,5 @@ __all__ = [
     "DatasetError", "PEDESTRIAN_CLASS_ID", "SequenceData", "SampleDataset", "WindowDataset", "build_condition",
     "collate_windows", "default_splits", "extract_track_samples", "history_condition", "load_mot_samples",
     "load_mot_sequence", "load_sequence", "load_split", "read_gt", "read_seqinfo", "sequences_to_samples",
-    "split_sequence_dirs", "windows_to_rollout_samples", "windows_to_samples", "young_track_condition",
+    "split_sequence_dirs", "windows_to_samples", "young_track_condition",
 ]

@@ -422,8 +422,10 @@ def compare_models(models: Mapping[str, Mapping[str, Any]], samples: Mapping[str
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> TrackSSM:
-    """A TrackSSM from a project or official checkpoint, on ``device``, in eval mode."""
-    model = load_checkpoint(path)
+    """A TrackSSM from a project or official checkpoint (or ``zoo:NAME``), on ``device``, in eval mode."""
+    from trackssm_lib.zoo import resolve_checkpoint
+
+    model = load_checkpoint(resolve_checkpoint(path))
     return model.to(device).eval()
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from trackssm_lib.fileio import write_json_atomic, write_text_atomic
+from trackssm_lib.records import load_figures
 from trackssm_lib.splits import equivalent_split
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -209,6 +210,61 @@ def _write_run_info(path: Path, prof: dict, ds: dict, params: dict, timings: dic
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
+def findings_markdown(out_dir: Path) -> str:
+    """The first page's findings: chapter 05's combined scores of this run (``05_evaluation.json``) and the shipped
+    headline model's recorded whole-split scores (``zoo/index.json``); computed, never typed."""
+    from trackssm_lib import zoo
+
+    lines = ["## Findings of this run", ""]
+    record = out_dir / "05_evaluation.json"
+    if record.is_file():
+        fig = load_figures(record)
+        combined = fig.get("combined", {})
+        dets = [d for d in ("noisy", "gt") if any(k.endswith(f"|{d}") for k in combined)]
+        lines += [f"Tracking on `{fig.get('eval_split')}` ({fig.get('n_sequences')} sequences, keyframes, class "
+                  f"average; chapter {{doc}}`chapters/05_evaluation`), the same detections for every tracker:", "",
+                  "| tracker | " + " | ".join(f"{d} {m}" for d in dets for m in ("HOTA", "IDF1", "IDSW")) + " |",
+                  "| --- |" + " ---: |" * (3 * len(dets))]
+        trackers = list(dict.fromkeys(k.split("|")[0] for k in combined))
+        for t in trackers:
+            cells = []
+            for d in dets:
+                r = combined.get(f"{t}|{d}", {})
+                ok = r.get("status") == "ok"
+                cells += [f"{r['HOTA']:.1f}" if ok else "n/a", f"{r['IDF1']:.1f}" if ok else "n/a",
+                          f"{int(r['IDSW']):,}" if ok else "n/a"]
+            lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    else:
+        lines.append("Chapter 05 did not run in this report run: no tracking results to show.")
+    try:
+        entry = zoo.headline_entry()
+    except zoo.ZooError:
+        entry = None
+    if entry and "test" in entry["results"]:
+        test = entry["results"]["test"]
+        parts = [f"against {zoo.TRACKER_LABELS[b]} HOTA {c['hota_gain']:+.2f} and IDSW x{c['idsw_ratio']:.3f}"
+                 for b in ("kalman", "kalman-ego") if (c := zoo.against(test, b)) and c["idsw_ratio"]]
+        model = test["total"][zoo.MODEL_ROW]
+        lines += ["", f"The shipped headline model `zoo:{entry['name']}` (recorded in `zoo/index.json`, "
+                  f"{entry['train_minutes']:.0f} minutes of training on {entry['machine']}) on the whole synthetic "
+                  f"test split ({test['sequences']} sequences, {', '.join(test['runs'])}): HOTA "
+                  f"{model['HOTA']:.2f}, IDSW {model['IDSW']:,}; {'; '.join(parts)}. The zoo table: `zoo/README.md`."]
+        lines += ["", "How far the Kalman filter is from perfect next-box predictions (the oracle, same association) on "
+                  "the synthetic test split and on real nuScenes, as recorded with the headline model:", "",
+                  "| data | detection runs | Kalman HOTA / IDSW | Kalman + ego HOTA / IDSW | headline model | "
+                  "oracle HOTA / IDSW |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for label, result in entry["results"].items():
+            if label == "val":
+                continue
+            cells = []
+            for t in ("kalman", "kalman-ego", zoo.MODEL_ROW, "oracle"):
+                r = result["total"].get(t)
+                cells.append(f"{r['HOTA']:.2f} / {int(r['IDSW']):,}" if r else "n/a")
+            lines.append(f"| {label} ({result['sequences']} sequences) | {', '.join(result['runs'])} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _display_path(path: Path | str) -> str:
     path = Path(path)
     try:
@@ -303,6 +359,7 @@ def run_report(profile: str | Path, dataroot: str | None = None, version: str | 
         if not (chapters / f"{name}.ipynb").exists():
             _placeholder_chapter(chapters / f"{name}.ipynb", name)
     _write_run_info(chapters / "run_info.md", prof, ds, all_params, timings, out_dir)
+    write_text_atomic(chapters / "findings.md", findings_markdown(out_dir))
     write_json_atomic(out_dir / "report_run.json", {
         "profile": str(prof["_path"]), "dataroot": str(ds["dataroot"]), "version": ds["version"],
         "synthetic": ds["synthetic"], "notebooks": names, "parameters": all_params,

@@ -77,7 +77,9 @@ def load_model(checkpoint: str | Path | None, seed: int = 0, device: str = "cpu"
         torch.manual_seed(seed)
         model = TrackSSM()
     else:
-        path = Path(checkpoint)
+        from trackssm_lib.zoo import resolve_checkpoint
+
+        path = Path(resolve_checkpoint(checkpoint))  # zoo:NAME -> the shipped weights, sha256 checked
         if not path.is_file():
             raise TrackingError(f"checkpoint {path} not found")
         try:

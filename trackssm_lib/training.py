@@ -20,24 +20,17 @@ Phases
 
 Each phase-1/2 step takes ``batch_size`` windows (see :mod:`trackssm_lib.data`), turns them into the official
 per-track samples (target = the frame after the window) and minimises the official loss (``TrackSSM.loss``).
-With ``rollout_steps`` K > 1 (a project option; 1, the official objective, is the default) each sample instead
-holds 6 history boxes and the K boxes after them, and the loss (``TrackSSM.rollout_loss``, also the validation
-loss) averages the official loss over K steps of the tracker's rollout, where the model's own predictions are
-appended to the history as while a track is lost (``data.windows_to_rollout_samples``); ``rollout_detach`` feeds
-those predictions back without gradient (each step learns to predict from the model's own history, without
-back-propagation through the earlier steps; the loss value is unchanged). ``giou_weight`` > 0 adds
-the scale-free ``1 - GIoU`` term of the official SportsMOT setting to every head (and every rollout step); phase 0
-always uses the official MOT17 loss. ``box_coder: relative`` trains the project's size-relative box output, and
-``box_coder: velocity`` the same output started from the constant-velocity box (see
+``giou_weight`` > 0 adds the scale-free ``1 - GIoU`` term of the official SportsMOT setting to every head; phase 0
+always uses the official MOT17 loss. ``box_coder: relative`` trains the project's size-relative box output (see
 :mod:`trackssm_lib.model.decoder`); a start checkpoint trained with another coder keeps every weight but its
 heads' output layers, which start at zero. ``delta_gain`` G > 1 trains the encoder's embedding of the 4 displacement
 inputs G times faster (``TrackSSM.set_delta_gain``, a reparametrisation: checkpoints hold the ordinary weights).
 ``history`` H (official 5) feeds the model the last H boxes and their displacements (H + 1 boxes, H + 2 with the
 target, so only tracks seen that long give samples); the parameters do not depend on H, so any start checkpoint
 serves, and H is stored in the saved checkpoints for the tracker. Phase 0 pretraining always uses the official
-5-box samples. ``short_history_prob`` p > 0 gives a share p of the one-step training samples as the tracker
-builds them for young tracks (fewer than H rows, padded at the end; :func:`trackssm_lib.data.young_track_condition`),
-which full-history training never shows the model. ``camera_aware: true`` (a project option) adds the camera
+5-box samples. ``short_history_prob`` p > 0 gives a share p of the training samples as the tracker builds them for
+young tracks (fewer than H rows, padded at the end; :func:`trackssm_lib.data.young_track_condition`), which
+full-history training never shows the model. ``camera_aware: true`` (a project option) adds the camera
 parameters (``TrackSSM(num_cameras=6)``, zero-initialised, trained with the decoder group) and feeds every sample's
 camera with its class id (:meth:`TrackSSM.condition_ids`; flipped windows get the mirrored camera, see
 :mod:`trackssm_lib.data`); a start checkpoint without camera parameters starts them at zero. ``ego_aware: true``
@@ -92,12 +85,12 @@ from trackssm_lib.data import (
     load_mot_samples,
     load_split,
     sequences_to_samples,
-    windows_to_rollout_samples,
     windows_to_samples,
 )
 from trackssm_lib.model import CheckpointError, TrackSSM, load_checkpoint, read_checkpoint, save_checkpoint
 from trackssm_lib.model.decoder import check_box_coder
 from trackssm_lib.model.trackssm import fold_camera
+from trackssm_lib.zoo import resolve_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,26 +120,23 @@ DEFAULTS: dict[str, Any] = {
     "grad_clip": 1.0,              # max global grad norm (0/None: off)
     "flip_prob": 0.5,              # training augmentation
     "jitter": 0.05,
-    "rollout_steps": 1,            # steps of the rollout loss (1: the official one-step loss)
-    "rollout_detach": False,       # rollout loss: feed predictions back without gradient (no backprop through steps)
     "giou_weight": 0.0,            # weight of the 1 - GIoU term per head (0: the official MOT17 loss; SportsMOT: 1)
     "delta_gain": 1.0,             # Adam moves the encoder's displacement-input weights this many times faster
     "history": 5,                  # boxes per model condition (official 5; stored in the checkpoint for the tracker)
     "short_history_prob": 0.0,     # share of training tracks given as young tracks (fewer rows, padded as the tracker)
     "camera_aware": False,         # camera parameters: the model also reads which of the 6 cameras sees the track
     "ego_aware": False,            # ego parameters: the model also reads the camera's own motion (camera.csv)
-    "init_checkpoint": None,       # phase 0, option 1: official/project checkpoint
+    "init_checkpoint": None,       # phase 0, option 1: official/project checkpoint or zoo:NAME
     "mot17_root": None,            # phase 0, option 2: MOTChallenge GT folder
     "mot17_frame_step": 1,
     "pretrain_epochs": 5,          # phase 0 pretraining (options 2 and 3)
     "pretrain_lr": 1.0e-4,
     "pretrain_batch_size": 2048,
     "pretrain_max_batches": None,  # cap per pretraining epoch (tests / smoke runs)
-    "phase1_checkpoint": None,     # phase 2 start (None: <output_dir>/weights/phase1/phase1_decoder_best.pth)
+    "phase1_checkpoint": None,     # phase 2 start (None: <output_dir>/weights/phase1/phase1_decoder_best.pth; zoo:NAME)
     "num_classes": 7,
     "output_sigmoid": False,
-    "box_coder": "absolute",       # absolute (official) | relative (heads output size-relative box changes) |
-                                   # velocity (relative, starting from the constant-velocity box)
+    "box_coder": "absolute",       # absolute (official) | relative (heads output size-relative box changes)
     "backend": "auto",             # model backend: auto | torch | mamba_ssm
     "device": "auto",              # auto | cpu | cuda | cuda:N
     "amp": True,                   # torch.autocast mixed precision on CUDA (bf16 if supported, else fp16 + scaler)
@@ -231,7 +221,7 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
     if cfg["phase"] == 2 and (cfg["encoder_lr"] is None or cfg["decoder_lr"] is None):
         raise ConfigError("phase 2 needs config keys 'encoder_lr' and 'decoder_lr'")
     for key in ("batch_size", "val_batch_size", "epochs", "sequence_length", "num_queries", "pretrain_batch_size",
-                "rollout_steps", "history"):
+                "history"):
         if int(cfg[key]) < 1:
             raise ConfigError(f"config key {key!r} must be >= 1, got {cfg[key]!r}")
     try:  # the decoder's own rules, so that a bad value fails before any data is read
@@ -247,13 +237,9 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
             raise ConfigError(f"config key {key!r} must be true or false, got {cfg[key]!r}")
     if cfg["short_history_prob"] is None or not 0.0 <= cfg["short_history_prob"] <= 1.0:
         raise ConfigError(f"config key 'short_history_prob' must lie in [0, 1], got {cfg['short_history_prob']!r}")
-    if cfg["short_history_prob"] > 0 and int(cfg["rollout_steps"]) > 1:
-        raise ConfigError("config keys 'short_history_prob' and 'rollout_steps': young-track histories apply to the "
-                          "one-step loss only; set rollout_steps=1 or short_history_prob=0")
-    if int(cfg["rollout_steps"]) + int(cfg["history"]) > int(cfg["sequence_length"]):
-        raise ConfigError(f"config key 'rollout_steps' = {cfg['rollout_steps']} needs sequence_length >= "
-                          f"{int(cfg['rollout_steps']) + int(cfg['history'])} with 'history' = {cfg['history']}, "
-                          f"got {cfg['sequence_length']}")
+    if int(cfg["history"]) + 1 > int(cfg["sequence_length"]):
+        raise ConfigError(f"config key 'history' = {cfg['history']} needs sequence_length >= "
+                          f"{int(cfg['history']) + 1}, got {cfg['sequence_length']}")
     return cfg
 
 
@@ -304,21 +290,16 @@ class _Dist:
 
 
 class _LossModule(nn.Module):
-    """``forward`` = the model's training loss (official, or the rollout loss with ``rollout_steps`` > 1), so that
-    DistributedDataParallel synchronises its gradients."""
+    """``forward`` = the model's training loss (``TrackSSM.loss``), so that DistributedDataParallel synchronises its
+    gradients."""
 
-    def __init__(self, model: TrackSSM, rollout_steps: int = 1, giou_weight: float = 0.0,
-                 rollout_detach: bool = False) -> None:
+    def __init__(self, model: TrackSSM, giou_weight: float = 0.0) -> None:
         super().__init__()
         self.model = model
-        self.rollout_steps = int(rollout_steps)
         self.giou_weight = float(giou_weight)
-        self.rollout_detach = bool(rollout_detach)
 
     def forward(self, inputs: torch.Tensor, class_ids: torch.Tensor | None, target: torch.Tensor,
                 ego: torch.Tensor | None = None) -> torch.Tensor:
-        if self.rollout_steps > 1:
-            return self.model.rollout_loss(inputs, class_ids, target, self.giou_weight, self.rollout_detach, ego=ego)
         return self.model.loss(inputs, class_ids, target, self.giou_weight, ego=ego)
 
 
@@ -326,18 +307,12 @@ def _training_samples(batch: dict[str, Any],
                       cfg: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(inputs, class ids, targets, ego) of a window batch for :class:`_LossModule`; with ``camera_aware`` the class
     ids carry the camera (``class + num_classes x slot``, :meth:`TrackSSM.condition_ids`); ``ego`` is the camera's
-    motion into each target frame with ``ego_aware`` ((S, 6), rollouts (S, K, 6)), else None."""
-    steps, history = int(cfg["rollout_steps"]), int(cfg["history"])
-    if steps > 1:
-        s = windows_to_rollout_samples(batch, steps, history)
-        inputs, targets = s["history"], s["targets"]
-    else:
-        s = windows_to_samples(batch, history)
-        inputs, targets = s["condition"], s["target"]
+    motion into each target frame with ``ego_aware`` ((S, 6)), else None."""
+    s = windows_to_samples(batch, int(cfg["history"]))
     ids = s["class_ids"]
     if cfg["camera_aware"]:
         ids = fold_camera(ids, s["camera_slots"], int(cfg["num_classes"]))
-    return inputs, ids, targets, (s["ego"] if cfg["ego_aware"] else None)
+    return s["condition"], ids, s["target"], (s["ego"] if cfg["ego_aware"] else None)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -587,10 +562,16 @@ def _reset_note(model: TrackSSM) -> str:
     return f" (trained with another box coder: output layers zeroed for box_coder={model.box_coder})"
 
 
-def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | None = None,
-               overrides: Sequence[str] = (), resume: bool = False) -> dict[str, Any]:
-    """Run phase 1 or 2 (as the config says) and return a summary dict (paths, losses, epochs, stop reason)."""
-    cfg = load_config(config_path, overrides)
+def _build_model(cfg: dict[str, Any]) -> TrackSSM:
+    """The model the config describes, with its displacement-input gain set (before any weights are loaded)."""
+    model = TrackSSM(num_classes=int(cfg["num_classes"]), output_sigmoid=bool(cfg["output_sigmoid"]),
+                     backend=str(cfg["backend"]), box_coder=str(cfg["box_coder"]), history=int(cfg["history"]),
+                     num_cameras=len(CAMERAS) if cfg["camera_aware"] else 0, ego_aware=bool(cfg["ego_aware"]))
+    model.set_delta_gain(float(cfg["delta_gain"]))
+    return model
+
+
+def _data_root(cfg: dict[str, Any], data: str | os.PathLike | None) -> Path:
     if data is not None:
         cfg["data"] = str(data)
     if not cfg["data"]:
@@ -599,6 +580,39 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
     if not data_root.is_dir():
         raise FileNotFoundError(f"data folder {data_root} does not exist (run `python -m trackssm_lib prepare` "
                                 f"first, or pass --data)")
+    return data_root
+
+
+def pretrain_main(config_path: str | os.PathLike | None, data: str | os.PathLike | None = None,
+                  overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Phase 0 alone (as phase 1 runs it without ``init_checkpoint``): ``<output_dir>/weights/phase0/...``.
+
+    Not resumable within itself: an interrupted phase 0 starts again (it is minutes, not hours)."""
+    cfg = load_config(config_path, overrides)
+    data_root = _data_root(cfg, data)
+    train_split = default_splits(data_root)[0] if cfg["train_split"] == "auto" else cfg["train_split"]
+    out = Path(cfg["output_dir"]) if cfg["output_dir"] else REPO_ROOT
+    dist = _Dist(str(cfg["device"]))
+    torch.set_num_threads(int(cfg["num_threads"] or max(1, (os.cpu_count() or 1) // max(1, dist.local_world))))
+    logger = _setup_logger(out / "logs" / "phase0_training.log", dist.main)
+    try:
+        ctx = _Context(cfg, dist, logger)
+        seed_everything(int(cfg["seed"]))
+        t0 = time.time()
+        source = _pretrain(_build_model(cfg).to(ctx.device), cfg, ctx, data_root, train_split, out)
+        return {"phase": 0, "source": source, "epochs": int(cfg["pretrain_epochs"]),
+                "seconds": round(time.time() - t0, 3),
+                "checkpoint": str(out / "weights" / "phase0" / "phase0_pretrain.pth")}
+    finally:
+        _close_logger(logger)
+        dist.close()
+
+
+def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | None = None,
+               overrides: Sequence[str] = (), resume: bool = False) -> dict[str, Any]:
+    """Run phase 1 or 2 (as the config says) and return a summary dict (paths, losses, epochs, stop reason)."""
+    cfg = load_config(config_path, overrides)
+    data_root = _data_root(cfg, data)
     train_split, val_split = default_splits(data_root)
     train_split = train_split if cfg["train_split"] == "auto" else cfg["train_split"]
     val_split = val_split if cfg["val_split"] == "auto" else cfg["val_split"]
@@ -632,10 +646,7 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
                                 f"{data_root}/{val_split} ({len(val_ds)})")
 
         seed_everything(int(cfg["seed"]))
-        model = TrackSSM(num_classes=int(cfg["num_classes"]), output_sigmoid=bool(cfg["output_sigmoid"]),
-                         backend=str(cfg["backend"]), box_coder=str(cfg["box_coder"]), history=int(cfg["history"]),
-                         num_cameras=len(CAMERAS) if cfg["camera_aware"] else 0, ego_aware=bool(cfg["ego_aware"]))
-        model.set_delta_gain(float(cfg["delta_gain"]))  # before any weights are loaded (they arrive unfolded)
+        model = _build_model(cfg)
         start_source = None
         resume_state: dict[str, Any] | None = None
         if resume:
@@ -647,12 +658,13 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
             start_source = f"resumed from {last_path}"
         elif phase == 1:
             if cfg["init_checkpoint"]:
-                load_checkpoint(cfg["init_checkpoint"], model, reset_box_outputs_on_coder_change=True)
+                load_checkpoint(resolve_checkpoint(cfg["init_checkpoint"]), model,
+                                reset_box_outputs_on_coder_change=True)
                 start_source = f"init_checkpoint {cfg['init_checkpoint']}" + _reset_note(model)
             else:
                 start_source = "phase 0: " + _pretrain(model.to(ctx.device), cfg, ctx, data_root, train_split, out)
         else:
-            p1 = Path(cfg["phase1_checkpoint"]) if cfg["phase1_checkpoint"] else \
+            p1 = Path(resolve_checkpoint(cfg["phase1_checkpoint"])) if cfg["phase1_checkpoint"] else \
                 out / "weights" / "phase1" / "phase1_decoder_best.pth"
             if not p1.is_file():
                 raise CheckpointError(f"{p1}: phase-1 best checkpoint not found (run phase 1 first or set "
@@ -676,8 +688,7 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, decay_from, ratio))
         scaler = ctx.make_scaler()
-        loss_module = _wrap(model, ctx, rollout_steps=int(cfg["rollout_steps"]), giou_weight=float(cfg["giou_weight"]),
-                            rollout_detach=bool(cfg["rollout_detach"]))
+        loss_module = _wrap(model, ctx, giou_weight=float(cfg["giou_weight"]))
 
         start_epoch, best, best_epoch, bad, history, stopped = 0, float("inf"), 0, 0, [], False
         if resume_state is not None:

@@ -8,10 +8,7 @@ The next head starts from this head's detached box and state (official behaviour
 cx, cy, w, h). ``"relative"`` (a project option, same parameters): they are a change of the head's input box in
 units of its own size, as detectors encode boxes: ``cx + w*d0, cy + h*d1, w*exp(d2), h*exp(d3)``. Then one
 optimiser step means the same relative change for a box 1 % of the image wide as for one half the image wide,
-and a zero output layer predicts "the box stays where it is". ``"velocity"`` (a project option, same parameters):
-the relative coder, with the cascade started from the constant-velocity box (the last centre moved by the last
-step's displacement, the last size) instead of the last box (see ``TrackSSM.start_box``): a zero output layer then
-predicts constant velocity, and the heads learn the corrections to it.
+and a zero output layer predicts "the box stays where it is".
 """
 from __future__ import annotations
 
@@ -21,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-BOX_CODERS = ("absolute", "relative", "velocity")
+BOX_CODERS = ("absolute", "relative")
 # largest log size change (either way) a relative head may apply in one step (the detectors' clamp, log(1000 / 16))
 MAX_LOG_SCALE = math.log(1000.0 / 16)
 

@@ -163,11 +163,10 @@ class TrackSSM(nn.Module):
     ([b1..b5 | b1-b0..b5-b4], cx cy w h) to the next box (B, 4), absolute and normalised (the last head's output).
     ``model.loss(condition, class_ids, target)`` is the official training loss. ``box_coder="relative"`` (a project
     option with the same parameters; see :mod:`trackssm_lib.model.decoder`) makes each head output a size-relative
-    change of its input box instead of the box, and ``"velocity"`` does the same from the constant-velocity box
-    (:meth:`start_box`); the default ``"absolute"`` is the official model. ``history`` is the number of boxes the
-    tracker and the training feed per condition (official 5): the encoder reads a sequence of any length and
-    returns its last step, so the parameters do not depend on it; it is stored with the checkpoint so that the
-    tracker feeds the model what it was trained on.
+    change of its input box instead of the box; the default ``"absolute"`` is the official model. ``history`` is the
+    number of boxes the tracker and the training feed per condition (official 5): the encoder reads a sequence of
+    any length and returns its last step, so the parameters do not depend on it; it is stored with the checkpoint so
+    that the tracker feeds the model what it was trained on.
     """
 
     def __init__(self, num_classes: int = 7, output_sigmoid: bool = False, backend: str = "auto",
@@ -219,8 +218,7 @@ class TrackSSM(nn.Module):
 
     @property
     def box_coder(self) -> str:
-        """``absolute`` (official: heads output the box), ``relative`` (heads output a size-relative change) or
-        ``velocity`` (the same change, the cascade starting from the constant-velocity box)."""
+        """``absolute`` (official: heads output the box) or ``relative`` (heads output a size-relative change)."""
         return str(self.config["box_coder"])
 
     @property
@@ -289,21 +287,12 @@ class TrackSSM(nn.Module):
             flow = flow + self.ego_encoder(ego, condition[:, -1], ids).to(flow.dtype)
         return flow
 
-    def start_box(self, condition: Tensor) -> Tensor:
-        """The box the cascade starts from, (B, 4): the last history box (official), or with ``box_coder='velocity'``
-        the constant-velocity box (the last centre plus the last row's centre displacement, the last size)."""
-        last = condition[:, -1, : self.n_coords]
-        if self.box_coder != "velocity":
-            return last
-        moved = last[:, :2] + condition[:, -1, self.n_coords: self.n_coords + 2]
-        return torch.cat([moved, last[:, 2:]], dim=-1)
-
     def forward_heads(self, condition: Tensor, class_ids: Tensor | None = None,
                       ego: Tensor | None = None) -> list[Tensor]:
-        """Every head's absolute box, [(B, 4)] * n_heads; the cascade starts from :meth:`start_box`."""
+        """Every head's absolute box, [(B, 4)] * n_heads; the cascade starts from the last history box."""
         condition = self._check_inputs(condition, class_ids, ego)
         flow = self.flow_feature(condition, class_ids, ego)
-        return self.ssm_decoder(self.start_box(condition), flow)
+        return self.ssm_decoder(condition[:, -1, : self.n_coords], flow)
 
     def forward(self, condition: Tensor, class_ids: Tensor | None = None, ego: Tensor | None = None) -> Tensor:
         """Predicted next box (B, 4): the last head's output."""
@@ -316,10 +305,8 @@ class TrackSSM(nn.Module):
         ``giou_weight`` > 0 adds ``giou_weight * (1 - GIoU)`` of each head to the same progressive target, summed over
         heads, mean (the official SportsMOT setting uses weight 1; the MOT17 weights were trained without it).
         """
-        return self._heads_loss(self.forward_heads(condition, class_ids, ego), condition, target, giou_weight)
-
-    def _heads_loss(self, boxes: list[Tensor], condition: Tensor, target: Tensor, giou_weight: float = 0.0) -> Tensor:
-        x0 = self.start_box(condition).to(boxes[0].dtype)
+        boxes = self.forward_heads(condition, class_ids, ego)
+        x0 = condition[:, -1, : self.n_coords].to(boxes[0].dtype)
         target = target.to(boxes[0].dtype).reshape(x0.shape)
         step = (target - x0) / len(boxes)
         head_targets = [x0 + (i + 1) * step for i in range(len(boxes))]
@@ -329,37 +316,6 @@ class TrackSSM(nn.Module):
             per_box = sum(1.0 - generalized_iou(box, goal) for box, goal in zip(boxes, head_targets))
             total = total + giou_weight * per_box.mean()
         return total
-
-    def rollout_loss(self, history: Tensor, class_ids: Tensor | None, targets: Tensor,
-                     giou_weight: float = 0.0, detach_feedback: bool = False, ego: Tensor | None = None) -> Tensor:
-        """The official loss averaged over ``K`` steps of the tracker's rollout of a lost track.
-
-        ``history (B, H+1, 4)``: boxes b0..bH (H = :attr:`history`, official 5); ``targets (B, K, 4)``: the next
-        ``K`` boxes. Step k predicts from the last H + 1 boxes, where the boxes after bH are the model's own earlier
-        predictions (as the tracker appends predictions while a track is lost). Gradients flow through the whole
-        rollout, or with ``detach_feedback`` only through each step's own prediction: the fed-back boxes are then
-        plain inputs (the loss value is the same), so every step is trained as a one-step prediction from the
-        model's own history, without back-propagating through the earlier steps. ``K = 1`` is :meth:`loss`.
-        ``ego (B, K, 6)``: the camera's motion into each predicted frame (ego-aware models; None: none).
-        """
-        n_in = self.history + 1
-        if history.dim() != 3 or history.shape[1] != n_in or targets.dim() != 3 or \
-                targets.shape[0] != history.shape[0]:
-            raise ValueError(f"rollout_loss wants history (B, {n_in}, {self.n_coords}) and targets (B, K, "
-                             f"{self.n_coords}), got {tuple(history.shape)} and {tuple(targets.shape)}")
-        if ego is not None and tuple(ego.shape) != (*targets.shape[:2], EGO_DIMS):
-            raise ValueError(f"rollout_loss wants ego (B, K, {EGO_DIMS}), got {tuple(ego.shape)}")
-        from trackssm_lib.data import history_condition
-
-        window = history
-        total = history.new_zeros(())
-        for k in range(targets.shape[1]):
-            condition = history_condition(window)
-            boxes = self.forward_heads(condition, class_ids, None if ego is None else ego[:, k])
-            total = total + self._heads_loss(boxes, condition, targets[:, k], giou_weight)
-            fed_back = boxes[-1].detach() if detach_feedback else boxes[-1]
-            window = torch.cat([window[:, 1:], fed_back[:, None].to(window.dtype)], dim=1)
-        return total / targets.shape[1]
 
     def predict(self, condition: Tensor, class_ids: Tensor | None = None, ego: Tensor | None = None) -> Tensor:
         """Inference helper: no grad, eval semantics restored afterwards."""
