@@ -141,7 +141,7 @@ def test_recipe_with_an_unknown_key_is_named(tmp_path):
     bad.write_text(TINY.read_text().replace("start: phase1", "start: phase9"))
     with pytest.raises(zoo.ZooError, match=r"stages\[2\]: start must name an earlier stage"):
         zoo.load_recipe(str(bad))
-    with pytest.raises(zoo.ZooError, match="unknown zoo recipe 'nope'.*known: trackssm-ego, trackssm-official"):
+    with pytest.raises(zoo.ZooError, match="unknown zoo recipe .nope..*known: trackssm-ego, trackssm-official"):
         zoo.load_recipe("nope")
 
 
@@ -153,14 +153,20 @@ def test_shipped_recipes_are_valid():
 
 def test_shipped_weights_load_strictly_and_match_their_sha256():
     entries = zoo.read_index()
-    assert len(entries) >= 2 and sum(e["headline"] for e in entries) == 1
+    assert entries and sum(e["headline"] for e in entries) == 1
     for entry in entries:
         path = zoo.verified_weights(entry)
         contents = read_checkpoint(path)
         assert contents.format == "project" and "optimizer" not in contents.meta.get("extra", {})
-        load_checkpoint(path)  # strict: every key with its shape
-        assert (ROOT / entry["recipe"]).is_file()
-        assert set(entry["results"]) >= {"val", "test"}
+        model = load_checkpoint(path)  # strict: every key with its shape
+        recipe = zoo.load_recipe(ROOT / entry["recipe"])
+        assert entry["track_args"] == recipe["track_args"]
+        stage = next(st for st in recipe["stages"] if st["name"] == recipe["model"])
+        assert model.ego_aware == bool(stage.get("set", {}).get("ego_aware", False))
+        assert {"test", "real scene-0916"} <= set(entry["results"])
+        for result in entry["results"].values():  # the model and the Kalman baselines on every scored data set
+            assert {zoo.MODEL_ROW, "kalman", "kalman-ego"} <= set(result["total"])
+    assert (ROOT / "zoo" / "README.md").read_text() == zoo.zoo_readme(entries)  # the table is the index's
 
 
 def test_zoo_list_prints_every_model():
@@ -168,3 +174,20 @@ def test_zoo_list_prints_every_model():
                          cwd=ROOT, check=True)
     for entry in zoo.read_index():
         assert entry["name"] in run.stdout
+
+
+def test_headline_real_scene_record_reproduces(real_scene_root, tmp_path):
+    """The shipped headline model's recorded run on the real scene-0916 (`gt` detections) reproduces exactly from the
+    shipped weights, beside the Kalman filter with ego compensation."""
+    from trackssm_lib.export import prepare
+
+    entry = zoo.headline_entry()
+    recorded = entry["results"]["real scene-0916"]["runs"]["gt"]
+    prepare(real_scene_root, "v1.0-mini", tmp_path / "export", progress=False)
+    result = zoo.score(f"zoo:{entry['name']}", entry["track_args"], tmp_path / "export", "mini_val",
+                       tmp_path / "eval", detections=["gt"], rows=["kalman-ego"], progress=False)
+    assert result["sequences"] == 6
+    for tracker in (zoo.MODEL_ROW, "kalman-ego"):
+        for metric in ("HOTA", "IDF1", "MOTA", "IDSW"):
+            assert result["runs"]["gt"][tracker][metric] == pytest.approx(recorded[tracker][metric], abs=1e-9), \
+                (tracker, metric)

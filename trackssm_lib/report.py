@@ -249,8 +249,8 @@ def findings_markdown(out_dir: Path) -> str:
                   f"{entry['train_minutes']:.0f} minutes of training on {entry['machine']}) on the whole synthetic "
                   f"test split ({test['sequences']} sequences, {', '.join(test['runs'])}): HOTA "
                   f"{model['HOTA']:.2f}, IDSW {model['IDSW']:,}; {'; '.join(parts)}. The zoo table: `zoo/README.md`."]
-        lines += ["", "How far the Kalman filter is from perfect next-box predictions (the oracle, same association) on "
-                  "the synthetic test split and on real nuScenes, as recorded with the headline model:", "",
+        lines += ["", "How far the Kalman filter is from perfect next-box predictions (the oracle, same association) "
+                  "on the synthetic test split and on real nuScenes, as recorded with the headline model:", "",
                   "| data | detection runs | Kalman HOTA / IDSW | Kalman + ego HOTA / IDSW | headline model | "
                   "oracle HOTA / IDSW |", "| --- | --- | ---: | ---: | ---: | ---: |"]
         for label, result in entry["results"].items():

@@ -6,7 +6,7 @@ evaluate NAME --data EXPORT --split S``
 A recipe names everything one zoo model needs: the dataset (the synthetic trainval-sized default, or a real
 dataroot), the export, the training stages (phase 0 / 1 / 2, each a phase config plus the keys that differ, each
 starting from an earlier stage of the same recipe), the stage whose best checkpoint is the model, the ``track``
-flags it runs with, and the scoring (splits, detections, baselines). ``zoo train`` runs it under ``OUT``
+flags it runs with, and the scoring (per split, the baselines and bounds scored beside the model). ``zoo train`` runs it under ``OUT``
 (default ``outputs/zoo/<name>``): every stage writes ``stage.json`` when it is finished and is skipped on a rerun; an
 interrupted training stage continues from its ``*_last.pth`` (``train --resume``), an interrupted export from its
 complete sequences, an interrupted scoring from the finished tracker runs. A stage whose settings differ from the
@@ -51,7 +51,7 @@ RECIPE_KEYS = {
     "stages": "list of training stages, run in order (see STAGE_KEYS)",
     "model": "name of the stage whose best checkpoint is the model",
     "track_args": "list: the `track` flags the model runs with (only --ego-compensation is known)",
-    "evaluation": "mapping: splits, detections, detection_seeds, baselines (see EVAL_KEYS)",
+    "evaluation": "mapping: splits (each with its baselines and bounds), detections, detection_seeds (EVAL_KEYS)",
 }
 DATA_KEYS = {"synthetic": "mapping: version (v1.0-mini | v1.0-trainval), seed (int), scenes (int | null: all)",
              "max_scenes": "mapping split -> int | null: the first N scenes of each exported split",
@@ -61,17 +61,18 @@ STAGE_KEYS = {"name": "str: the stage's folder name under OUT/stages",
               "config": "phase config the stage inherits (configs/nuscenes_phase1.yaml | ..._phase2.yaml)",
               "start": "name of the earlier stage whose weights it starts from (phase 1 and 2)",
               "set": "mapping: the config keys that differ from the phase config"}
-EVAL_KEYS = {"splits": "list of export splits scored by `zoo train` (val, test)",
+EVAL_KEYS = {"splits": "mapping: export split scored by `zoo train` (val, test) -> the rows scored beside the model, "
+                       "from kalman, kalman-ego, bytetrack, botsort, ocsort (baselines) and oracle-past, oracle "
+                       "(bounds: the truth's past / future with the same association)",
              "detections": "gt | noisy",
-             "detection_seeds": "list of int: random streams of the noisy detections",
-             "baselines": f"list from {', '.join(('kalman', 'kalman-ego', 'bytetrack', 'botsort', 'ocsort'))}",
-             "bounds": "list from oracle-past, oracle (headroom: the truth's past / future, same association)"}
+             "detection_seeds": "list of int: random streams of the noisy detections"}
 TRACK_ARGS = {"--ego-compensation": "ego_compensation"}
 BASELINES = {"kalman": {"tracker": "kalman"},
              "kalman-ego": {"tracker": "kalman", "ego_compensation": True},
              "bytetrack": {"tracker": "boxmot:bytetrack"}, "botsort": {"tracker": "boxmot:botsort"},
              "ocsort": {"tracker": "boxmot:ocsort"}}
 BOUNDS = {"oracle-past": {"tracker": "oracle-past"}, "oracle": {"tracker": "oracle"}}
+ROWS = {**BASELINES, **BOUNDS}
 MODEL_ROW = "model"
 
 
@@ -207,12 +208,13 @@ def load_recipe(name_or_path: str | os.PathLike, recipe_dir: Path = RECIPE_DIR) 
     data = _check_keys(recipe["data"], DATA_KEYS, f"{path}: data")
     _check_keys(data.get("synthetic") or {}, {"version": "", "seed": "", "scenes": ""}, f"{path}: data.synthetic")
     _check_keys(recipe["evaluation"], EVAL_KEYS, f"{path}: evaluation")
-    for b in recipe["evaluation"].get("baselines", []):
-        if b not in BASELINES:
-            raise ZooError(f"{path}: evaluation.baselines: unknown baseline {b!r} (known: {', '.join(BASELINES)})")
-    for b in recipe["evaluation"].get("bounds", []):
-        if b not in BOUNDS:
-            raise ZooError(f"{path}: evaluation.bounds: unknown bound {b!r} (known: {', '.join(BOUNDS)})")
+    splits = recipe["evaluation"].get("splits") or {}
+    if not isinstance(splits, dict):
+        raise ZooError(f"{path}: evaluation.splits: expected a mapping split -> rows")
+    for split, rows in splits.items():
+        for row in rows or []:
+            if row not in ROWS:
+                raise ZooError(f"{path}: evaluation.splits.{split}: unknown row {row!r} (known: {', '.join(ROWS)})")
     track_options(recipe["track_args"])
     if not isinstance(recipe["stages"], list) or not recipe["stages"]:
         raise ZooError(f"{path}: stages must be a non-empty list")
@@ -396,18 +398,13 @@ def train_stages(recipe: Mapping[str, Any], out: Path, dataroot: str | None = No
 
 
 # ------------------------------------------------------------------------------------------------ scoring
-def comparison_specs(checkpoint: str, track_args: Sequence[str], baselines: Sequence[str] = (),
-                     bounds: Sequence[str] = ()) -> list[dict[str, Any]]:
+def comparison_specs(checkpoint: str, track_args: Sequence[str], rows: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The model (with its track flags) beside the named baselines and bounds, as ``compare_trackers`` specs."""
     specs = [{"name": MODEL_ROW, "tracker": "trackssm", "checkpoint": checkpoint, **track_options(track_args)}]
-    for name in baselines:
-        if name not in BASELINES:
-            raise ZooError(f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
-        specs.append({"name": name, "checkpoint": None, **BASELINES[name]})
-    for name in bounds:
-        if name not in BOUNDS:
-            raise ZooError(f"unknown bound {name!r} (known: {', '.join(BOUNDS)})")
-        specs.append({"name": name, "checkpoint": None, **BOUNDS[name]})
+    for name in rows:
+        if name not in ROWS:
+            raise ZooError(f"unknown baseline or bound {name!r} (known: {', '.join(ROWS)})")
+        specs.append({"name": name, "checkpoint": None, **ROWS[name]})
     return specs
 
 
@@ -420,8 +417,8 @@ def detection_runs(detections: Sequence[str], seeds: Sequence[int]) -> list[tupl
 
 
 def score(checkpoint: str, track_args: Sequence[str], data: str | Path, split: str, out: str | Path,
-          detections: Sequence[str] = ("noisy",), seeds: Sequence[int] = (0,), baselines: Sequence[str] = (),
-          bounds: Sequence[str] = (), progress: bool = True) -> dict[str, Any]:
+          detections: Sequence[str] = ("noisy",), seeds: Sequence[int] = (0,), rows: Sequence[str] = (),
+          progress: bool = True) -> dict[str, Any]:
     """Track and score the model and the baselines on every detection run of one split (finished runs reused).
 
     Returns ``{"runs": {"noisy seed 0": {tracker: {HOTA, MOTA, IDF1, IDSW, fps}}}, "total": {tracker: {HOTA (mean),
@@ -430,7 +427,7 @@ def score(checkpoint: str, track_args: Sequence[str], data: str | Path, split: s
     """
     from trackssm_lib.comparison import COMBINED, compare_trackers
 
-    specs = comparison_specs(checkpoint, track_args, baselines, bounds)
+    specs = comparison_specs(checkpoint, track_args, rows)
     runs: dict[str, dict[str, Any]] = {}
     sequences = None
     for det, seed in detection_runs(detections, seeds):
@@ -475,33 +472,36 @@ def train_recipe(name_or_path: str, out: str | Path | None = None, dataroot: str
     """``zoo train``: data, every training stage and the scoring of one recipe; writes ``OUT/zoo_record.json``."""
     recipe = load_recipe(name_or_path)
     seed = int(recipe["seed"] if seed is None else seed)
-    out = Path(out) if out else REPO_ROOT / "outputs" / "zoo" / (recipe["name"] + (f"-seed{seed}" if seed != recipe["seed"] else ""))
+    if out is None:  # another seed gets its own folder
+        out = REPO_ROOT / "outputs" / "zoo" / (recipe["name"] + (f"-seed{seed}" if seed != recipe["seed"] else ""))
+    out = Path(out)
     log = _logger(out)
     log.info("zoo train %s (seed %d) -> %s", recipe["name"], seed, out)
     export, records = train_stages(recipe, out, dataroot, version, seed, log)
     model_stage = next(s for s in recipe["stages"] if s["name"] == recipe["model"])
     checkpoint = str(stage_weights(out, model_stage))
     ev = recipe["evaluation"]
-    results = {}
-    for split in ev.get("splits", []):
-        log.info("scoring on %s", split)
-        results[split] = score(checkpoint, recipe["track_args"], export, split, out / "eval",
-                               detections=[ev.get("detections", "noisy")], seeds=ev.get("detection_seeds", [0]),
-                               baselines=ev.get("baselines", []), bounds=ev.get("bounds", []), progress=progress)
-        for b in ("kalman", "kalman-ego"):
-            if (cmp := against(results[split], b)) is not None:
-                log.info("%s: model vs %s: HOTA %+.2f, IDSW x%s", split, b, cmp["hota_gain"],
-                         "n/a" if cmp["idsw_ratio"] is None else f"{cmp['idsw_ratio']:.3f}")
-    train_minutes = sum(r.get("minutes", 0.0) for k, r in records.items() if k != "data")
-    record = {"name": recipe["name"], "recipe": str(Path(recipe["path"]).resolve().relative_to(REPO_ROOT))
-              if Path(recipe["path"]).resolve().is_relative_to(REPO_ROOT) else recipe["path"],
+    recipe_file = Path(recipe["path"]).resolve()
+    record = {"name": recipe["name"], "recipe": str(recipe_file.relative_to(REPO_ROOT))
+              if recipe_file.is_relative_to(REPO_ROOT) else recipe["path"],
               "seed": seed, "checkpoint": checkpoint, "track_args": list(recipe["track_args"]),
               "data": records["data"]["settings"]["source"], "data_minutes": round(records["data"]["minutes"], 1),
-              "train_minutes": round(train_minutes, 1),
+              "train_minutes": round(sum(r.get("minutes", 0.0) for k, r in records.items() if k != "data"), 1),
               "stage_minutes": {k: round(r["minutes"], 1) for k, r in records.items()},
-              "machine": machine_name(), "results": results,
-              "against": {split: {b: against(res, b) for b in ("kalman", "kalman-ego")}
-                          for split, res in results.items()}}
+              "machine": machine_name(), "results": {}, "against": {}, "complete": False}
+    for split, rows in (ev.get("splits") or {}).items():
+        log.info("scoring on %s beside %s", split, ", ".join(rows or []) or "nothing")
+        result = score(checkpoint, recipe["track_args"], export, split, out / "eval",
+                       detections=[ev.get("detections", "noisy")], seeds=ev.get("detection_seeds", [0]),
+                       rows=rows or [], progress=progress)
+        record["results"][split] = result
+        record["against"][split] = {b: against(result, b) for b in ("kalman", "kalman-ego")}
+        for b, cmp in record["against"][split].items():
+            if cmp is not None:
+                log.info("%s: model vs %s: HOTA %+.2f, IDSW x%s", split, b, cmp["hota_gain"],
+                         "n/a" if cmp["idsw_ratio"] is None else f"{cmp['idsw_ratio']:.3f}")
+        write_json_atomic(out / "zoo_record.json", record)  # each scored split as soon as it is done
+    record["complete"] = True
     write_json_atomic(out / "zoo_record.json", record)
     log.info("zoo record: %s", out / "zoo_record.json")
     return record
@@ -509,17 +509,17 @@ def train_recipe(name_or_path: str, out: str | Path | None = None, dataroot: str
 
 def evaluate_entry(name: str, data: str | Path, split: str, out: str | Path | None = None,
                    detections: Sequence[str] = ("noisy",), seeds: Sequence[int] = (0,),
-                   baselines: Sequence[str] | None = None, bounds: Sequence[str] | None = None,
-                   progress: bool = True) -> dict[str, Any]:
-    """``zoo evaluate``: a shipped model with its track flags beside the baselines (the recipe's by default)."""
+                   rows: Sequence[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """``zoo evaluate``: a shipped model with its track flags beside the baselines and bounds (by default every row
+    its recipe scores on any split)."""
     entry = zoo_entry(name)
     checkpoint = str(verified_weights(entry))
     recipe = load_recipe(REPO_ROOT / entry["recipe"])
     ev = recipe["evaluation"]
     out = Path(out) if out else REPO_ROOT / "outputs" / "zoo_eval" / name / Path(data).resolve().name
     result = score(checkpoint, entry["track_args"], data, split, out, detections=detections, seeds=seeds,
-                   baselines=ev.get("baselines", []) if baselines is None else baselines,
-                   bounds=ev.get("bounds", []) if bounds is None else bounds, progress=progress)
+                   rows=list(dict.fromkeys(r for rs in (ev.get("splits") or {}).values() for r in rs or []))
+                   if rows is None else rows, progress=progress)
     result.update(name=name, data=str(Path(data).resolve()), split=split,
                   against={b: against(result, b) for b in ("kalman", "kalman-ego")})
     write_json_atomic(out / f"zoo_eval_{split}.json", result)
