@@ -586,7 +586,7 @@ def zoo_readme(entries: Sequence[Mapping[str, Any]]) -> str:
         splits = list(e["results"])
         lines += ["", f"## `{e['name']}`", "", recipe_description(e), "",
                   "HOTA / IDF1 / MOTA / IDSW (class average; IDSW summed over the classes and detection runs; HOTA, "
-                  "IDF1 and MOTA averaged over the runs). " + "; ".join(
+                  "IDF1 and MOTA averaged over the runs; `-`: not scored for this model). " + "; ".join(
                       f"{s}: {e['results'][s].get('sequences')} sequences, {', '.join(e['results'][s]['runs'])}"
                       for s in splits) + ".", "",
                   "| tracker | " + " | ".join(f"{s} {m}" for s in splits for m in ("HOTA", "IDF1", "MOTA", "IDSW"))
