@@ -235,6 +235,10 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
     kind, name = parse_tracker(tracker)
     if checkpoint is not None and kind != "trackssm":
         raise TrackingError(f"--checkpoint is only used by the trackssm tracker, not {tracker!r}")
+    if checkpoint is not None:  # zoo:NAME -> the shipped weights (an unknown name or a bad sha256 fails here)
+        from trackssm_lib.zoo import resolve_checkpoint
+
+        checkpoint = resolve_checkpoint(checkpoint)
     if ego_compensation and kind == "boxmot":
         raise TrackingError("--ego-compensation applies to the trackssm, kalman and oracle trackers; BoxMOT "
                             "trackers run with their own settings")
