@@ -99,7 +99,7 @@ def test_ship_then_load_by_name(tiny_run, tmp_path, monkeypatch):
     zoo_dir.mkdir()
     entry = zoo.ship(out / "zoo_record.json", headline=True, zoo_dir=zoo_dir)
     assert zoo.read_index(zoo_dir) == [entry]
-    contents = read_checkpoint(zoo_dir / entry["weights"])
+    contents = read_checkpoint(zoo_dir.parent / entry["weights"])
     assert contents.format == "project" and "optimizer" not in contents.meta.get("extra", {})
     shipped = load_checkpoint(zoo.verified_weights(entry, zoo_dir))  # strict
     trained = load_checkpoint(out / "stages" / "phase2" / "weights" / "phase2" / "phase2_full_best.pth")
@@ -114,7 +114,7 @@ def test_sha256_mismatch_is_refused_naming_both(tiny_run, tmp_path):
     zoo_dir = tmp_path / "zoo"
     zoo_dir.mkdir()
     entry = zoo.ship(out / "zoo_record.json", headline=True, zoo_dir=zoo_dir)
-    with open(zoo_dir / entry["weights"], "ab") as fh:
+    with open(zoo_dir.parent / entry["weights"], "ab") as fh:
         fh.write(b"\0")
     with pytest.raises(zoo.ZooError) as err:
         zoo.resolve_checkpoint("zoo:zoo_tiny", zoo_dir)

@@ -137,7 +137,7 @@ def headline_specs(zoo_dir: Path | None = None) -> list[dict[str, Any]]:
 def verified_weights(entry: Mapping[str, Any], zoo_dir: Path | None = None) -> Path:
     """The entry's weight file after its sha256 was checked against the index (ZooError naming both)."""
     zoo_dir = zoo_dir or ZOO_DIR
-    path = zoo_dir / entry["weights"]
+    path = zoo_dir.parent / entry["weights"]  # repository-relative, as the recipe: zoo/<name>.pth
     if not path.is_file():
         raise ZooError(f"{path}: weight file of zoo model {entry['name']!r} is missing")
     digest = file_sha256(path)
@@ -541,7 +541,7 @@ def ship(record_path: str | Path, headline: bool = False, extra_results: Mapping
     save_checkpoint(weights, model, phase=meta.get("phase"), epoch=meta.get("epoch"), val_loss=meta.get("val_loss"),
                     recipe=record["recipe"], seed=record["seed"])
     load_checkpoint(weights)  # strict round trip
-    entry = {"name": record["name"], "weights": weights.name, "sha256": file_sha256(weights),
+    entry = {"name": record["name"], "weights": f"{zoo_dir.name}/{weights.name}", "sha256": file_sha256(weights),
              "recipe": record["recipe"], "track_args": record["track_args"], "headline": bool(headline),
              "train_minutes": record["train_minutes"], "machine": record["machine"],
              "results": {**record["results"], **(extra_results or {})}}
