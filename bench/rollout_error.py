@@ -5,9 +5,9 @@
 
 While a track has no detection the tracker predicts it frame after frame from its own earlier predictions
 (:func:`trackssm_lib.model_eval.rollout`). On runs of 6 + ``steps`` consecutive ground-truth boxes of the split
-(H + 1 + ``steps`` when a checkpoint was trained with a longer ``history`` H; a seeded random subset of
-``--max-runs``), this prints the mean IoU and centre error (pixels) after 1, 2, 3, 6 and 12 frames (those up
-to ``steps``) for each checkpoint and for constant velocity, and writes every step to ``--out``.
+(a seeded random subset of ``--max-runs``), this prints the mean IoU and centre error (pixels) after 1, 2, 3, 6
+and 12 frames (those up to ``steps``) for each checkpoint and for constant velocity, and writes every step to
+``--out``.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from trackssm_lib.fileio import write_json_atomic  # noqa: E402
-from trackssm_lib.model_eval import (  # noqa: E402
-    CONSTANT_VELOCITY, load_model, rollout_box_error, sample_length, split_samples)
+from trackssm_lib.data import HISTORY  # noqa: E402
+from trackssm_lib.model_eval import CONSTANT_VELOCITY, load_model, rollout_box_error, split_samples  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         if not name or not path:
             p.error(f"--checkpoint wants NAME=PATH, got {spec!r}")
         models[name] = load_model(path)
-    length = sample_length(models.values()) - 1 + args.steps  # 6 + steps for the official 5-box history
+    length = HISTORY + 1 + args.steps  # the 6 boxes the model reads, then the predicted ones
     runs = split_samples(args.data, args.split, length=length)
     n = len(runs["class_ids"])
     if n == 0:

@@ -124,7 +124,7 @@ def test_windows_carry_the_camera_and_flips_mirror_it():
 class RecordingModel:
     """Stands in for a camera-aware TrackSSM: records the ids of every call, predicts the last box."""
 
-    num_classes, num_cameras, history = C, 6, 5
+    num_classes, num_cameras = C, 6
 
     def __init__(self) -> None:
         self.ids: list[list[int]] = []

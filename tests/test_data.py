@@ -266,25 +266,6 @@ def test_mot17_loader_reads_real_gt(mot17):
     assert 0 < len(sub) < len(boxes7) / 3
 
 
-def test_longer_history_samples(export_root):
-    """history = 10: conditions of 10 rows from 11 history boxes, exactly the runs of 12 consecutive boxes; windows
-    only where such a run ends."""
-    seqs = load_split(export_root, default_splits(export_root)[0])
-    ds = WindowDataset(seqs, sequence_length=20, num_queries=300, history=10)
-    batch = collate_windows([ds[i] for i in range(len(ds))])
-    s = windows_to_samples(batch, history=10)
-    boxes12, cls = sequences_to_samples(seqs, length=12)
-    assert s["condition"].shape[1:] == (10, 8) and len(s["target"]) == len(boxes12) > 0
-    assert len(ds) < len(WindowDataset(seqs, sequence_length=20, num_queries=300))
-    want = np.sort(build_condition(boxes12)[0].reshape(len(boxes12), -1), axis=0)
-    got = np.sort(s["condition"].numpy().reshape(len(boxes12), -1), axis=0)
-    np.testing.assert_allclose(got, want, atol=1e-6)
-    with pytest.raises(ValueError, match="a history of 10 boxes needs 11"):
-        WindowDataset(seqs, sequence_length=10, history=10)
-    with pytest.raises(ValueError, match="history must be >= 1"):
-        WindowDataset(seqs, history=0)
-
-
 def test_young_track_condition_matches_the_tracker():
     """A history cut to m rows is what TrackSSMTracker builds for a young track born after the sequence's first
     frame (m + 1 detections: the second overwrites the unconfirmed birth row): the newest m rows with their real
@@ -292,8 +273,8 @@ def test_young_track_condition_matches_the_tracker():
     from trackssm_lib.data import young_track_condition
     from trackssm_lib.trackers import TrackSSMTracker
 
-    class Model:
-        history = 5
+    class Model:  # never called: the test drives the track's rows itself
+        pass
 
     boxes = np.array([[100 + 7 * k + k * k, 200 + 3 * k, 40 + k, 80 + 2 * k] for k in range(4)], dtype=np.float64)
     xyxy = np.c_[boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2]

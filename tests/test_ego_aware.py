@@ -194,7 +194,7 @@ def test_windows_carry_the_twist_of_their_target_frame_mirrored_with_flips():
 class RecordingEgoModel:
     """Stands in for an ego-aware TrackSSM: records the twists of every call, predicts the last box."""
 
-    num_classes, num_cameras, history, ego_aware = 7, 0, 5, True
+    num_classes, num_cameras, ego_aware = 7, 0, True
 
     def __init__(self) -> None:
         self.egos: list[np.ndarray] = []

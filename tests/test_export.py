@@ -4,6 +4,7 @@ from __future__ import annotations
 import configparser
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -131,10 +132,41 @@ def test_workers_give_the_same_files(synth_root, tmp_path):
             progress=False)
     hashes_one = _tree_hashes(tmp_path / "one")
     hashes_two = _tree_hashes(tmp_path / "two")
-    hashes_one.pop("export.json"), hashes_two.pop("export.json")
-    assert hashes_one == hashes_two
+    assert hashes_one == hashes_two  # export.json too: it names the dataset by content, not by path
     stats = json.loads((tmp_path / "one" / "stats.json").read_text())
     assert set(stats["splits"]) == {"mini_train", "mini_val"}
+
+
+def test_moved_dataset_and_export_are_reused_and_changed_tables_refused(synth_root, tmp_path):
+    from trackssm_lib.export import export_identity
+    from trackssm_lib.viewer import load_sequence
+
+    first = tmp_path / "a"
+    shutil.copytree(synth_root, first / "nusc")
+    prepare(first / "nusc", "v1.0-mini", first / "export", split="mini_val", cameras=["CAM_FRONT"], progress=False)
+    identity = export_identity(first / "export")
+    # the checkout (dataset and export together) moved to another folder
+    moved = tmp_path / "b"
+    os.rename(first, moved)
+    stats = prepare(moved / "nusc", "v1.0-mini", moved / "export", split="mini_val", cameras=["CAM_FRONT"],
+                    progress=False)
+    assert stats["_timing"]["written"] == 0 and stats["_timing"]["skipped"] > 0
+    assert export_identity(moved / "export") == identity
+    seq = next((moved / "export" / "mini_val").iterdir())
+    assert load_sequence(seq).dataroot.resolve() == (moved / "nusc").resolve()  # imDir is relative
+    # the same tables elsewhere (another disk): still the same export
+    other = tmp_path / "disk2" / "nusc"
+    shutil.copytree(moved / "nusc", other)
+    stats = prepare(other, "v1.0-mini", moved / "export", split="mini_val", cameras=["CAM_FRONT"], progress=False)
+    assert stats["_timing"]["written"] == 0
+    # one changed value in one table: refused, naming the table
+    table = other / "v1.0-mini" / "sample_annotation.json"
+    rows = json.loads(table.read_text())
+    rows[0]["size"] = [rows[0]["size"][0] + 0.5, *rows[0]["size"][1:]]
+    table.write_text(json.dumps(rows))
+    with pytest.raises(DataError, match="sample_annotation.json sha256 .*, now "):
+        prepare(other, "v1.0-mini", moved / "export", split="mini_val", cameras=["CAM_FRONT"], progress=False)
+    assert export_identity(moved / "export") == identity
 
 
 def _run_cli(args, capsys):

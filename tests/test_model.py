@@ -13,6 +13,7 @@ from trackssm_lib.model import (
     TrackSSM,
     count_parameters,
     load_checkpoint,
+    read_checkpoint,
     save_checkpoint,
     save_official_checkpoint,
 )
@@ -313,24 +314,32 @@ def test_relative_head_outputs_decode_against_hand_computation():
             box = got
 
 
-def test_history_travels_in_checkpoints(tmp_path):
-    """``history`` is stored with project checkpoints (official files and older ones: 5); the parameters do not
-    depend on it, so the same weights load into a model of another history; bad values are refused."""
+def test_removed_history_option_in_old_checkpoints(tmp_path):
+    """Project files written while ``history`` was an option store ``"history": 5`` (the shipped zoo weights among
+    them): they load strictly as before, the key dropped; any other stored value is refused, naming the file and the
+    last commit that has the option. New files no longer store it, and the model no longer takes it."""
     torch.manual_seed(3)
-    h10 = TrackSSM(backend="torch", history=10).eval()
-    assert h10.history == 10 and TrackSSM().history == 5
-    path = save_checkpoint(tmp_path / "h10.pth", h10)
-    loaded = load_checkpoint(path, backend="torch").eval()
-    assert loaded.history == 10
+    model = TrackSSM(backend="torch").eval()
+    assert "history" not in model.config
+    new = save_checkpoint(tmp_path / "new.pth", model)
+    assert "history" not in torch.load(new, weights_only=True)["config"]
     cond = make_condition(3)
+    for value, name in ((5, "old5.pth"), (10, "old10.pth")):
+        obj = torch.load(new, weights_only=True)
+        obj["config"]["history"] = value
+        torch.save(obj, tmp_path / name)
+    assert "history" not in read_checkpoint(tmp_path / "old5.pth").config
+    loaded = load_checkpoint(tmp_path / "old5.pth", backend="torch").eval()
+    assert "history" not in loaded.config
     with torch.no_grad():
-        assert torch.equal(loaded(cond), h10(cond))
-    assert load_checkpoint(path, TrackSSM(backend="torch")).history == 5
-    for bad in (0, 2.5, True):
-        with pytest.raises(ValueError, match="history must be an integer >= 1"):
-            TrackSSM(history=bad)
-    with pytest.raises(CheckpointError, match=r"official\.pt: .* history=10"):
-        save_official_checkpoint(tmp_path / "official.pt", h10)
+        assert torch.equal(loaded(cond), model(cond))
+    load_checkpoint(tmp_path / "old5.pth", TrackSSM(backend="torch"))  # into a given model (resume, init)
+    for given in (None, TrackSSM(backend="torch")):
+        with pytest.raises(CheckpointError, match=r"old10\.pth: checkpoint trained with history=10; the project "
+                                                  r"option 'history' was removed .* commit 192a296"):
+            load_checkpoint(tmp_path / "old10.pth", given)
+    with pytest.raises(TypeError):
+        TrackSSM(history=5)
 
 
 def test_box_coder_in_checkpoints(tmp_path, model, assert_box_outputs_reset):

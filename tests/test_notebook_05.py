@@ -58,6 +58,23 @@ def test_kalman_on_gt_detections(tiny_export, tmp_path, no_boxmot):
     assert len(targets) == 4 and all(t["met"] == "n/a" and t["measured"] is None for t in targets)
 
 
+def test_moved_export_and_results_are_reused(tiny_export, tmp_path):
+    """Recorded runs name the export by content: copied (with their results) to another folder, they are reused."""
+    import shutil
+
+    from trackssm_lib.comparison import compare_trackers
+
+    trackers = [{"name": "kalman", "tracker": "kalman", "checkpoint": None}]
+    shutil.copytree(tiny_export, tmp_path / "a" / "export")
+    rows = compare_trackers(tmp_path / "a" / "export", "test", trackers, detections=["gt"],
+                            out_dir=tmp_path / "a" / "eval", say=lambda m: None)
+    (tmp_path / "a").rename(tmp_path / "b")
+    messages = []
+    again = compare_trackers(tmp_path / "b" / "export", "test", trackers, detections=["gt"],
+                             out_dir=tmp_path / "b" / "eval", say=messages.append)
+    assert again == rows and messages == [f"kalman (gt): reusing {tmp_path / 'b' / 'eval' / 'kalman' / 'gt'}"]
+
+
 def test_comparison_lost_timeout(tiny_export, tmp_path, monkeypatch):
     """``lost_seconds`` reaches the association of the tracking run and is part of the cached settings."""
     import json

@@ -34,7 +34,7 @@ def run_notebook(name: str, out: Path, **params) -> dict:
     import papermill
 
     prof = load_profile(TINY)
-    parameters = {**prof["parameters"][name], **params, "output_dir": str(out)}
+    parameters = {**prof["parameters"][name], "profile": str(TINY), **params, "output_dir": str(out)}
     papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out / f"{name}.ipynb"),
                                parameters=parameters, kernel_name="python3", progress_bar=False,
                                cwd=str(PROJECT_ROOT), execution_timeout=300)
@@ -143,6 +143,47 @@ def test_run_report_tiny(tiny_root, tmp_path):
     assert "synthetic" in (book / "chapters" / "run_info.md").read_text()  # recognised by its synth.json
     run = json.loads((tmp_path / "out" / "report_run.json").read_text())
     assert run["synthetic"] is True and run["dataroot"] == str(tiny_root)
+    # the book reads as a report: no machine path, no cut tables, no traceback on any page
+    for page in sorted((book / "_build" / "html").rglob("*.html")):
+        html = page.read_text()
+        for bad in (str(PROJECT_ROOT), str(tmp_path), "Traceback", " rows × ", " columns]"):
+            assert bad not in html, (page.name, bad)
+
+
+def _notebooks_folder() -> list[str]:
+    return sorted(str(p.relative_to(NOTEBOOKS)) for p in NOTEBOOKS.rglob("*"))
+
+
+def test_chapter_05_alone_from_the_notebooks_folder_makes_what_it_needs(tiny_root, tmp_path):
+    """As a JupyterLab user runs it: the kernel in notebooks/, only the profile given (here the tiny one, on a tiny
+    dataset, writing to a temporary folder). The chapter makes chapter 02's export and chapters 03 / 04's weights
+    with the profile's parameters, resolves every relative path from the project root and writes nothing inside
+    notebooks/."""
+    import papermill
+
+    from trackssm_lib.report import chapter_inputs, notebook_run_parameters
+
+    prof = yaml.safe_load(TINY.read_text())
+    prof.update(dataroot=str(tiny_root), output_dir=str(tmp_path / "out"))
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(yaml.safe_dump(prof))
+    # the chapter finds what a report run with the same profile makes, and the report passes the same
+    inputs = chapter_inputs(profile, need_dataset=False)
+    loaded = load_profile(profile)
+    ds = {"dataroot": tiny_root, "version": "v1.0-mini"}
+    report_params = notebook_run_parameters(loaded, NOTEBOOKS, ds, tmp_path / "out")
+    assert report_params["05_evaluation"]["export_dir"] == str(inputs.export_dir)
+    before = _notebooks_folder()
+    params = {**prof["parameters"]["05_evaluation"], "profile": str(profile)}
+    papermill.execute_notebook(str(NOTEBOOKS / "05_evaluation.ipynb"), str(tmp_path / "05.ipynb"),
+                               parameters=params, kernel_name="python3", progress_bar=False, cwd=str(NOTEBOOKS),
+                               execution_timeout=600)
+    assert _notebooks_folder() == before
+    assert (inputs.export_dir / "seqmaps").is_dir()
+    for phase in ("phase1/phase1_decoder_best.pth", "phase2/phase2_full_best.pth"):
+        assert (tmp_path / "out" / "training" / "weights" / phase).is_file(), phase
+    fig = load_figures(tmp_path / "out" / "05_evaluation.json")
+    assert {r["tracker"] for r in fig["rows"] if r["status"] == "ok"} == {"kalman", "trackssm-phase2"}
 
 
 # ---------------------------------------------------------------- viewer on a hand-made export

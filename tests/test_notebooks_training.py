@@ -35,7 +35,7 @@ def run_notebook(name: str, out: Path, **params) -> dict:
     import papermill
 
     prof = load_profile(TINY)
-    parameters = {**prof["parameters"][name], **params, "output_dir": str(out)}
+    parameters = {**prof["parameters"][name], "profile": str(TINY), **params, "output_dir": str(out)}
     papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out / f"{name}.ipynb"),
                                parameters=parameters, kernel_name="python3", progress_bar=False,
                                cwd=str(PROJECT_ROOT), execution_timeout=300)
@@ -169,30 +169,29 @@ def test_model_prediction_matches_predict(tiny_export):
     assert model.training  # mode restored
 
 
-def test_longer_history_model_reads_its_last_boxes(tiny_export):
-    """A model with history 10 reads the last 11 boxes before the target (samples of 12 boxes); every model of a
+def test_model_reads_the_last_six_boxes(tiny_export):
+    """On longer runs the model reads the 6 boxes before the target (the official input); every model of a
     comparison is scored on the same targets; too short samples are refused with the length they need."""
     import torch
 
     from trackssm_lib.data import build_condition
     from trackssm_lib.model import TrackSSM
-    from trackssm_lib.model_eval import (constant_velocity, next_box_error, predict_next, sample_length,
-                                         split_samples)
+    from trackssm_lib.model_eval import constant_velocity, next_box_error, predict_next, split_samples
 
     torch.manual_seed(0)
-    model = TrackSSM(backend="torch", history=10)
-    assert sample_length([None, TrackSSM(backend="torch"), model]) == 12
+    model = TrackSSM(backend="torch")
     samples = split_samples(tiny_export, length=12)
     b12, cls = samples["boxes7"][:40], samples["class_ids"][:40]
     assert b12.shape == (40, 12, 4)
     got = predict_next(model, b12[:, :-1], cls, batch_size=16)
-    want = model.predict(build_condition(torch.from_numpy(b12))[0], torch.from_numpy(cls)).numpy()
+    last7 = torch.from_numpy(np.ascontiguousarray(b12[:, -7:]))
+    want = model.predict(build_condition(last7)[0], torch.from_numpy(cls)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(constant_velocity(b12), 2.0 * b12[:, -2] - b12[:, -3])
-    rows = next_box_error(samples, {"cv": None, "h10": model})
+    rows = next_box_error(samples, {"cv": None, "model": model})
     assert {r["n"] for r in rows if r["class_name"] == "all"} == {len(samples["class_ids"])}
-    with pytest.raises(ValueError, match="a model with history 10 needs 11 boxes before the target"):
-        next_box_error(split_samples(tiny_export), {"h10": model})
+    with pytest.raises(ValueError, match=r"the model needs 6 boxes before the target, got shape \(40, 5, 4\)"):
+        predict_next(model, b12[:, -6:-1], cls)
 
 
 def test_rollout_matches_tracker_history_rule(tiny_export):

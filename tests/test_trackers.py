@@ -391,24 +391,3 @@ def test_track_parser_hook(export_dir, tmp_path):
                               "--detections", "noisy", "--out", str(tmp_path / "r"), "--quiet"])
     assert args.func(args) == 0
     assert len(list((tmp_path / "r").glob("*.txt"))) == 6
-
-
-def test_trackssm_longer_history_rows():
-    """A model trained with history 10 gets 10 rows per track (the deque keeps 10, padded at the end as with 5);
-    ``history`` overrides the model's own value."""
-    model = LastBoxModel()
-    model.history = 10
-    trk = TrackSSMTracker(model, frame_rate=12, image_size=(1000, 500))
-    trk.update(det(100, 100, 200, 200))
-    track = trk.tracked[0]
-    assert trk.build_conditions([track]).shape == (1, 10, 8)
-    for k in range(12):
-        trk.update(det(100 + 5 * k, 100, 200 + 5 * k, 200))
-    assert len(track.motion) == 10
-    cond = trk.build_conditions([track])
-    np.testing.assert_allclose(cond[0] * np.array([1000, 500] * 4), np.asarray(track.motion), rtol=1e-6)
-    short = TrackSSMTracker(model, frame_rate=12, history=3)
-    short.update(det(100, 100, 200, 200))
-    assert short.build_conditions(short.tracked).shape == (1, 3, 8)
-    with pytest.raises(ValueError, match="history must be >= 1"):
-        TrackSSMTracker(model, history=0)

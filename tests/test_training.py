@@ -308,38 +308,38 @@ def test_phase0_mot17_pretraining(export_root, tmp_path):
     assert extra(tmp_path / "weights" / "phase0" / "phase0_pretrain.pth")["phase"] == 0
 
 
-def test_history_training(phase1, export_root, tmp_path):
-    """history = 10 trains from 5-box weights (the parameters do not depend on it), validates on the samples of 12
-    consecutive boxes and stores 10 in its checkpoints; the tracker then keeps 10 rows per track. The young-track
-    augmentation changes the training steps only, not the validation loss of the same weights. Bad values are
-    refused by name."""
-    from trackssm_lib.model import load_checkpoint
-    from trackssm_lib.trackers import TrackSSMTracker
-
+def test_short_history_training(phase1, export_root, tmp_path):
+    """The young-track augmentation changes the training steps only, not the validation loss of the same weights. A
+    start checkpoint written while ``history`` was an option (its config and training config store
+    ``"history": 5``) serves as before; ``history`` itself is no longer a config key. Bad values are refused by
+    name."""
     out1, _ = phase1
     best1 = out1 / "weights" / "phase1" / "phase1_decoder_best.pth"
-    args = ["epochs=1", f"phase1_checkpoint={best1}", "history=10"]
+    old = torch.load(best1, weights_only=True)
+    old["config"]["history"] = 5
+    old["extra"]["config"]["history"] = 5
+    old_best1 = tmp_path / "old_phase1_best.pth"
+    torch.save(old, old_best1)
+    args = ["epochs=1", f"phase1_checkpoint={best1}"]
     frozen = [*args, "encoder_lr=0", "decoder_lr=0"]
-    h10 = run(PHASE2, export_root, tmp_path / "h10", *frozen)
-    h5 = run(PHASE2, export_root, tmp_path / "h5", "epochs=1", f"phase1_checkpoint={best1}", "encoder_lr=0",
-             "decoder_lr=0")
-    assert math.isfinite(h10["best_val_loss"]) and h10["best_val_loss"] != pytest.approx(h5["best_val_loss"])
-    best = "weights/phase2/phase2_full_best.pth"
-    model = load_checkpoint(tmp_path / "h10" / best)
-    assert model.history == 10 and load_checkpoint(tmp_path / "h5" / best).history == 5
-    assert TrackSSMTracker(model, frame_rate=12).history == 10
+    plain = run(PHASE2, export_root, tmp_path / "plain", "epochs=1", f"phase1_checkpoint={old_best1}",
+                "encoder_lr=0", "decoder_lr=0")
+    assert math.isfinite(plain["best_val_loss"])
+    assert "history" not in read_checkpoint(tmp_path / "plain" / "weights/phase2/phase2_full_best.pth").config
     young = run(PHASE2, export_root, tmp_path / "young", *frozen, "short_history_prob=0.5")
-    assert young["best_val_loss"] == pytest.approx(h10["best_val_loss"], rel=1e-6)
+    assert young["best_val_loss"] == pytest.approx(plain["best_val_loss"], rel=1e-6)
+    best = "weights/phase2/phase2_full_best.pth"
     run(PHASE2, export_root, tmp_path / "young_t", *args, "short_history_prob=0.5")
-    run(PHASE2, export_root, tmp_path / "h10_t", *args)
-    young_w, h10_w = state(tmp_path / "young_t" / best), state(tmp_path / "h10_t" / best)
-    assert any(not torch.equal(young_w[k], h10_w[k]) for k in young_w)
-    with pytest.raises(ConfigError, match="'history' must be >= 1"):
-        load_config(PHASE2, ["history=0"])
-    with pytest.raises(ConfigError, match="'history' = 10 needs sequence_length >= 11, got 10"):
-        load_config(PHASE2, ["history=10", "sequence_length=10"])
+    run(PHASE2, export_root, tmp_path / "plain_t", *args)
+    young_w, plain_w = state(tmp_path / "young_t" / best), state(tmp_path / "plain_t" / best)
+    assert any(not torch.equal(young_w[k], plain_w[k]) for k in young_w)
     with pytest.raises(ConfigError, match=r"'short_history_prob' must lie in \[0, 1\], got 1.5"):
         load_config(PHASE2, ["short_history_prob=1.5"])
+    with pytest.raises(ConfigError, match="unknown config key 'history'"):
+        load_config(PHASE2, ["history=5"])
+    with pytest.raises(ConfigError, match=r"'sequence_length' must be >= 6 \(the official history needs 6 boxes\), "
+                                          r"got 5"):
+        load_config(PHASE2, ["sequence_length=5"])
 
 
 def test_ego_aware_training(phase1, export_root, tmp_path):

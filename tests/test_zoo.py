@@ -104,6 +104,12 @@ def test_ship_then_load_by_name(tiny_run, tmp_path, monkeypatch):
     shipped = load_checkpoint(zoo.verified_weights(entry, zoo_dir))  # strict
     trained = load_checkpoint(out / "stages" / "phase2" / "weights" / "phase2" / "phase2_full_best.pth")
     assert all(torch.equal(a, b) for a, b in zip(shipped.state_dict().values(), trained.state_dict().values()))
+    # shipped again (new results, the same weights): the file is kept as it is, no new binary for git
+    stamp = (zoo_dir / "zoo_tiny.pth").stat().st_mtime_ns
+    again = zoo.ship(out / "zoo_record.json", headline=True, zoo_dir=zoo_dir,
+                     extra_results={"other data": entry["results"]["mini_val"]})
+    assert (zoo_dir / "zoo_tiny.pth").stat().st_mtime_ns == stamp and again["sha256"] == entry["sha256"]
+    assert set(zoo.read_index(zoo_dir)[0]["results"]) == {"mini_val", "other data"}
     monkeypatch.setattr(zoo, "ZOO_DIR", zoo_dir)
     assert zoo.resolve_checkpoint("zoo:zoo_tiny") == str(zoo_dir / "zoo_tiny.pth")
     assert zoo.resolve_checkpoint("weights/x.pth") == "weights/x.pth"
@@ -143,6 +149,17 @@ def test_recipe_with_an_unknown_key_is_named(tmp_path):
         zoo.load_recipe(str(bad))
     with pytest.raises(zoo.ZooError, match="unknown zoo recipe .nope..*known: trackssm-ego, trackssm-official"):
         zoo.load_recipe("nope")
+
+
+def test_max_scenes_named_in_either_versions_terms():
+    mini = ("mini_train", "mini_val")
+    assert zoo.export_max_scenes({"train": 300, "val": None, "test": None}, "v1.0-mini", mini, "r.yaml") == \
+        {"mini_train": 300, "mini_val": None}
+    assert zoo.export_max_scenes({"mini_val": 2}, "v1.0-trainval", ("train", "val", "test"), "r.yaml") == {"val": 2}
+    with pytest.raises(zoo.ZooError, match="r.yaml: data.max_scenes: 'test' is mini_val"):
+        zoo.export_max_scenes({"val": None, "test": 5}, "v1.0-mini", mini, "r.yaml")
+    with pytest.raises(zoo.ZooError, match="unknown split 'trian'"):
+        zoo.export_max_scenes({"trian": 5}, "v1.0-mini", mini, "r.yaml")
 
 
 def test_shipped_recipes_are_valid():

@@ -20,10 +20,12 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from trackssm_lib.constants import CLASS_NAMES
 from trackssm_lib.data import split_sequence_dirs
 from trackssm_lib.fileio import write_json_atomic
 from trackssm_lib.records import file_sha256
 from trackssm_lib.splits import equivalent_split
+from trackssm_lib.tracking import TRACK_THREADS
 
 COMBINED = {"combined_class_avg": "all (class avg)", "combined_det_avg": "all (detection avg)"}
 METRICS = ("HOTA", "MOTA", "IDF1", "IDSW", "DetA", "AssA")
@@ -179,7 +181,7 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
                      detections: Sequence[str] = ("gt", "noisy"), out_dir: str | Path = "outputs/comparison",
                      protocol: str = "keyframes", seed: int = 0, max_sequences: int | None = None,
                      progress: bool = False, say=print, lost_seconds: float = 1.0,
-                     ego_compensation: bool = False) -> list[dict[str, Any]]:
+                     ego_compensation: bool = False, threads: int | None = TRACK_THREADS) -> list[dict[str, Any]]:
     """Run and score every tracker on every detection source; rows as in :data:`ROW_KEYS`.
 
     ``trackers``: ``[{'name': ..., 'tracker': 'kalman'|'trackssm'|'boxmot:NAME', 'checkpoint': path|zoo:NAME|None,
@@ -189,10 +191,12 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
     per second of the tracking run (of the run that made reused results). ``lost_seconds``: the lost-track timeout
     of the project's association (TrackSSM and Kalman; official 1 s); BoxMOT trackers keep their own buffers.
     ``ego_compensation``: remove the camera's rotation before each prediction (TrackSSM and Kalman, see
-    :mod:`trackssm_lib.ego_motion`; off in the official tracker).
+    :mod:`trackssm_lib.ego_motion`; off in the official tracker). ``threads``: torch's CPU threads while tracking
+    (:func:`trackssm_lib.tracking.run_tracking`; the speeds are measured with it).
     """
-    from trackssm_lib.tracking import run_tracking
     from trackssm_lib.evaluation import evaluate
+    from trackssm_lib.export import export_identity
+    from trackssm_lib.tracking import run_tracking
     from trackssm_lib.zoo import resolve_checkpoint
 
     trackers = [{**t, "checkpoint": resolve_checkpoint(t.get("checkpoint"))} for t in trackers]
@@ -208,6 +212,7 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
     out_dir = Path(out_dir)
     root, seqs = split_subset(data_dir, split, max_sequences, out_dir)
     gt_dir = root / split
+    data_identity = export_identity(data_dir)  # by content: a moved checkout keeps its finished runs
     rows: list[dict[str, Any]] = []
     done: dict[str, tuple[dict, Any, Path]] = {}  # same tracker, weights and settings under another name: same results
     for spec in trackers:
@@ -226,7 +231,7 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
                         "checkpoint_sha256": file_sha256(ck) if ck else None, "detections": det,
                         "detections_dir": str(Path(det).resolve()) if det not in ("gt", "noisy") else None,
                         "seed": int(seed), "split": split, "protocol": protocol, "sequences": seqs,
-                        "data": str(Path(data_dir).resolve()), "lost_seconds": assoc.get("lost_seconds"),
+                        "data": data_identity, "lost_seconds": assoc.get("lost_seconds"),
                         "ego_compensation": assoc.get("ego_compensation", False)}
             run_dir = run_folder(out_dir, spec["name"], det)
             res_dir, eval_dir, settings_file = run_dir / "results", run_dir / "eval", run_dir / "settings.json"
@@ -237,7 +242,9 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
                     cached = json.loads(settings_file.read_text())
                 except ValueError:
                     cached = None
-            if cached and cached.get("settings") == settings:
+            same = cached and {k: v for k, v in cached.get("settings", {}).items() if k != "checkpoint"} == \
+                {k: v for k, v in settings.items() if k != "checkpoint"}  # the checkpoint by its sha256, not its path
+            if same:
                 metrics = json.loads((eval_dir / "metrics.json").read_text())
                 fps = cached.get("fps")
                 say(f"{spec['name']} ({det}): reusing {run_dir}")
@@ -253,8 +260,10 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
                         f"copied from {src}")
                 else:
                     summary = run_tracking(root, split, tracker=spec["tracker"], detections=det, out=res_dir,
-                                           checkpoint=ck or None, seed=seed, progress=progress, **assoc)
-                    metrics = evaluate(gt_dir, res_dir, eval_dir, protocol=protocol, print_summary=False)
+                                           checkpoint=ck or None, seed=seed, progress=progress, threads=threads,
+                                           **assoc)
+                    metrics = evaluate(gt_dir, res_dir, eval_dir, protocol=protocol, print_summary=False,
+                                       progress=progress)
                     fps = summary.get("fps")
                 write_json_atomic(settings_file, {"settings": settings, "fps": fps, "tracking": summary})
                 hota = metrics["combined_class_avg"].get("HOTA")
@@ -262,6 +271,33 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
             done.setdefault(key, (metrics, fps, run_dir))
             rows.extend(metric_rows(metrics, spec["name"], det, fps, len(seqs)))
     return rows
+
+
+INTEGER_COLUMNS = ("IDSW", "sequences")
+
+
+def rows_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] = ROW_KEYS):
+    """``rows`` as a pandas DataFrame with the counts (IDSW, sequences) as integers (empty where not available)."""
+    import pandas as pd
+
+    table = pd.DataFrame(list(rows), columns=list(columns))
+    for col in INTEGER_COLUMNS:
+        if col in table:
+            table[col] = pd.to_numeric(table[col]).round().astype("Int64")
+    return table
+
+
+def per_class_table(rows: Iterable[Mapping[str, Any]], detections: str, metric: str):
+    """One metric per tracker (rows) and class (columns, the class averages last) for one detection source; counts
+    as integers. Narrow enough to print whole: a table per metric instead of one with every metric side by side."""
+    sel = [r for r in rows if r["status"] == "ok" and r["detections"] == detections]
+    table = rows_table(sel).pivot(index="tracker", columns="class_name", values=metric)
+    classes = [c for c in CLASS_NAMES if c in table.columns]
+    table = table[classes + [c for c in COMBINED.values() if c in table.columns]]
+    order = list(dict.fromkeys(r["tracker"] for r in sel))
+    table = table.loc[order]
+    table.columns.name, table.index.name = f"{metric}, {detections}", None
+    return table
 
 
 def combined_rows(rows: Iterable[Mapping[str, Any]], combined: str = "combined_class_avg") -> list[dict]:

@@ -8,6 +8,11 @@ from __future__ import annotations
 CAMERAS: tuple[str, ...] = (
     "CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_FRONT_LEFT",
 )
+# The six cameras as nuScenes shows them: front row left to right, back row as seen from behind the car.
+CAMERA_LAYOUT: tuple[tuple[str, ...], ...] = (
+    ("CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT"),
+    ("CAM_BACK_LEFT", "CAM_BACK", "CAM_BACK_RIGHT"),
+)
 IMAGE_WIDTH = 1600
 IMAGE_HEIGHT = 900
 CAMERA_FPS = 12

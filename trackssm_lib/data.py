@@ -12,8 +12,7 @@ Two views of the same ground truth are provided.
 * **Per-track samples** (official TrackSSM input): 7 consecutive boxes ``b0..b6`` of one track give
   ``condition (5, 8) = [b1..b5 | b1-b0 .. b5-b4]`` and ``target = b6``. :func:`windows_to_samples` makes them
   from a window batch (``b6`` = ``cur_bbox``, ``b0..b5`` = the last 6 history frames);
-  :func:`extract_track_samples` makes every sample of whole sequences at once (vectorised). A model trained
-  with a longer ``history`` H (a project option) uses H + 2 consecutive boxes the same way (``history`` arguments).
+  :func:`extract_track_samples` makes every sample of whole sequences at once (vectorised).
 
 Gaps: a sample needs the track in **all 7 consecutive frames** ``f-6 .. f``. A track missing from any of them gives
 no sample for target frame ``f``; nothing is interpolated across a gap (the export already interpolated between
@@ -30,8 +29,8 @@ sign) and a uniform jitter of up to ``jitter`` (5 %) of the box size applied to 
 (``cx += u*w``, ``cy += u*h``, ``w *= 1+u``, ``h *= 1+u``, ``u ~ U(-jitter, jitter)`` drawn per coordinate), then
 clipped to [0, 1]; deltas are computed from the jittered boxes. With ``short_history_prob`` p > 0 (a project option,
 default 0) each track of a training window is, with probability p, given as a young track: its condition keeps only
-its newest ``m ~ U{1..H-1}`` rows, padded at the end with copies of the newest row as the tracker pads a track with
-fewer than H rows (a track born after a sequence's first frame has m + 1 detections then: its birth detection gives
+its newest ``m ~ U{1..4}`` rows, padded at the end with copies of the newest row as the tracker pads a track with
+fewer than 5 rows (a track born after a sequence's first frame has m + 1 detections then: its birth detection gives
 no row of its own, only the displacement of the first row). The random numbers come from a generator seeded by
 ``(seed, epoch, item)``, so an item is augmented identically whatever the worker, process or resume point.
 
@@ -61,7 +60,7 @@ from trackssm_lib.constants import CAMERAS
 from trackssm_lib.ego_motion import EGO_DIMS, CameraPoseError, frame_twists, mirror_twists
 
 PEDESTRIAN_CLASS_ID = 4
-HISTORY = 5  # boxes per official condition (the model option ``history`` may ask for more)
+HISTORY = 5  # boxes per official condition
 SAMPLE_FRAMES = HISTORY + 2  # b0..b6
 FULL_HISTORY = 1 << 30  # ``rows_kept`` of a sample whose whole history is used
 GT_COLUMNS = 10  # frame,track_id,x,y,w,h,conf,class_id,visibility,-1
@@ -319,7 +318,7 @@ def history_condition(history: np.ndarray | torch.Tensor) -> Any:
 
 def build_condition(boxes7: np.ndarray | torch.Tensor) -> tuple[Any, Any]:
     """(S, 7, 4) boxes b0..b6 -> official ``condition (S, 5, 8)`` (:func:`history_condition` of b0..b5) and
-    ``target (S, 4)`` = b6 (``(S, H+2, 4)``: the condition of H boxes). Works on numpy arrays and torch tensors.
+    ``target (S, 4)`` = b6. Works on numpy arrays and torch tensors alike.
     """
     return history_condition(boxes7[:, :-1]), boxes7[:, -1]
 
@@ -357,22 +356,18 @@ class WindowDataset(Dataset):
     """Windows of ``sequence_length`` history frames + the current (target) frame; see the module docstring.
 
     ``train=True`` enables augmentation (flip, jitter); call :meth:`set_epoch` each epoch for fresh draws.
-    ``history``: boxes per model condition (official 5); a window exists where a track has a sample of
-    ``history + 2`` consecutive boxes ending at its current frame.
+    A window exists where a track has an official sample (7 consecutive boxes) ending at its current frame.
     """
 
     def __init__(self, sequences: Sequence[SequenceData], sequence_length: int = 20, num_queries: int = 300,
                  window_stride: int = 1, train: bool = False, flip_prob: float = 0.5, jitter: float = 0.05,
-                 seed: int = 0, history: int = HISTORY, short_history_prob: float = 0.0) -> None:
-        if history < 1:
-            raise ValueError(f"history must be >= 1, got {history}")
+                 seed: int = 0, short_history_prob: float = 0.0) -> None:
         if not 0.0 <= short_history_prob <= 1.0:
             raise ValueError(f"short_history_prob must lie in [0, 1], got {short_history_prob}")
-        self.history, self.short_history_prob = int(history), float(short_history_prob)
-        sample_frames = int(history) + 2
-        if sequence_length < sample_frames - 1:
-            raise ValueError(f"sequence_length must be >= {sample_frames - 1} (a history of {history} boxes needs "
-                             f"{sample_frames - 1}), got {sequence_length}")
+        self.short_history_prob = float(short_history_prob)
+        if sequence_length < SAMPLE_FRAMES - 1:
+            raise ValueError(f"sequence_length must be >= {SAMPLE_FRAMES - 1} (the official history needs 6 "
+                             f"boxes), got {sequence_length}")
         if num_queries < 1 or window_stride < 1:
             raise ValueError("num_queries and window_stride must be >= 1")
         self.sequences = list(sequences)
@@ -382,9 +377,9 @@ class WindowDataset(Dataset):
         seq_idx, starts = [], []
         for i, seq in enumerate(self.sequences):
             order = np.lexsort((seq.frames, seq.track_ids))
-            runs = sample_runs(seq.track_ids[order], seq.frames[order], sample_frames)
-            cur = np.unique(seq.frames[order][runs + sample_frames - 1])  # frames with >= 1 target
-            cur = cur[(cur - sample_frames) % self.stride == 0]
+            runs = sample_runs(seq.track_ids[order], seq.frames[order], SAMPLE_FRAMES)
+            cur = np.unique(seq.frames[order][runs + SAMPLE_FRAMES - 1])  # frames with >= 1 target
+            cur = cur[(cur - SAMPLE_FRAMES) % self.stride == 0]
             seq_idx.append(np.full(len(cur), i, dtype=np.int64))
             starts.append(cur - self.T)
         self.seq_index = np.concatenate(seq_idx) if seq_idx else np.zeros(0, dtype=np.int64)
@@ -442,7 +437,7 @@ class WindowDataset(Dataset):
             condition = augment_boxes(condition, ~padding, rng, flip, self.jitter)
             if self.short_history_prob > 0:  # drawn last: runs without it keep their random numbers
                 young = rng.random(n) < self.short_history_prob
-                rows_kept[young] = rng.integers(1, max(self.history, 2), n)[young]
+                rows_kept[young] = rng.integers(1, HISTORY, n)[young]
             cur_bbox = augment_boxes(cur_bbox, np.zeros(n, dtype=bool), rng, flip, 0.0)
             condition[padding] = 0.0
             cur_bbox[cur_mask] = 0.0
@@ -500,22 +495,21 @@ def young_track_condition(condition: torch.Tensor, rows_kept: torch.Tensor) -> t
     return torch.gather(condition, 1, idx[..., None].expand(-1, -1, condition.shape[2])).clone()
 
 
-def windows_to_samples(batch: dict[str, Any], history: int = HISTORY) -> dict[str, torch.Tensor]:
+def windows_to_samples(batch: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Official per-track samples of a window batch: one per track present in the current frame and in each of
-    the last 6 history frames (b0..b5 = history frames T-6..T-1, target b6 = ``cur_bbox``; no gap allowed);
-    ``history`` H != 5: the last H + 1 history frames.
+    the last 6 history frames (b0..b5 = history frames T-6..T-1, target b6 = ``cur_bbox``; no gap allowed).
 
-    Returns ``condition (S, H, 8)``, ``target (S, 4)``, ``class_ids (S,)`` (the current frame's class),
+    Returns ``condition (S, 5, 8)``, ``target (S, 4)``, ``class_ids (S,)`` (the current frame's class),
     ``camera_slots (S,)`` (the window's camera), ``ego (S, 6)`` (the camera's twist into the current frame; zeros
     for windows without camera poses), ``batch_index``/``track_index (S,)`` (position in the batch).
     """
     cond, pad = batch["condition"], batch["padding_mask"]
-    k = int(history) + 1
+    k = HISTORY + 1
     if k > cond.shape[1]:
-        raise ValueError(f"a history of {history} boxes needs {k} history frames, the windows have {cond.shape[1]}")
+        raise ValueError(f"a sample needs {k} history frames, the windows have {cond.shape[1]}")
     valid = ~pad[:, -k:].any(dim=1) & ~batch["cur_mask"]  # (B, N)
     b_idx, n_idx = torch.nonzero(valid, as_tuple=True)
-    hist = cond[b_idx, :, n_idx][:, -k:]  # (S, H+1, 4)
+    hist = cond[b_idx, :, n_idx][:, -k:]  # (S, 6, 4)
     boxes7 = torch.cat([hist, batch["cur_bbox"][b_idx, n_idx][:, None]], dim=1)
     condition, target = build_condition(boxes7)
     if "rows_kept" in batch:

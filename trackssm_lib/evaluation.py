@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from trackssm_lib.constants import CLASS_IDS, CLASS_NAMES
 from trackssm_lib.fileio import write_json_atomic, write_text_atomic
@@ -398,7 +399,27 @@ def _metrics():
             trackeval.metrics.Identity({"THRESHOLD": IOU_THRESHOLD, "PRINT_CONFIG": False})]
 
 
-def _run_evaluator(dataset, metrics, cores: int, verbose: bool) -> dict:
+def _count_sequences(dataset, bar) -> None:
+    """Advance ``bar`` through TrackEval's serial per-sequence loop: ``get_raw_seq_data`` is the first step of each
+    sequence's evaluation (``trackeval.eval.eval_sequence``), so each call marks the sequence before it finished and
+    names the new one in the postfix. Set on the instance only (serial mode: the dataset is never pickled)."""
+    load = dataset.get_raw_seq_data
+    started: list[str] = []
+
+    def counted(tracker, seq):
+        if started:
+            bar.update(1)
+        started.append(seq)
+        bar.set_postfix_str(str(seq), refresh=False)
+        return load(tracker, seq)
+
+    dataset.get_raw_seq_data = counted
+
+
+def _run_evaluator(dataset, metrics, cores: int, verbose: bool, bar=None) -> dict:
+    """TrackEval's Evaluator on ``dataset`` -> its results of the one tracker. ``bar`` (a tqdm with total = the
+    number of sequences): advanced per sequence as TrackEval reaches it (``cores`` 1), or all at once when the
+    parallel workers return (``cores`` > 1: the project cannot see inside them); full when this returns."""
     trackeval = _trackeval()
     config = {"USE_PARALLEL": cores > 1, "NUM_PARALLEL_CORES": max(1, cores), "BREAK_ON_ERROR": True,
               "RETURN_ON_ERROR": False, "LOG_ON_ERROR": None, "PRINT_RESULTS": False, "PRINT_ONLY_COMBINED": False,
@@ -406,12 +427,16 @@ def _run_evaluator(dataset, metrics, cores: int, verbose: bool) -> dict:
               "OUTPUT_SUMMARY": False, "OUTPUT_EMPTY_CLASSES": False, "OUTPUT_DETAILED": False,
               "PLOT_CURVES": False}
     evaluator = trackeval.Evaluator(config)
+    if bar is not None and cores <= 1:
+        _count_sequences(dataset, bar)
     sink = io.StringIO()
     try:
         with contextlib.redirect_stdout(sys.stdout if verbose else sink):
             res, msg = evaluator.evaluate([dataset], metrics)
     except trackeval.utils.TrackEvalException as err:
         raise EvaluationError(f"TrackEval rejected the input: {err}") from None
+    if bar is not None:
+        bar.update(bar.total - bar.n)
     name = dataset.get_name()
     tracker = dataset.tracker_list[0]
     if res[name][tracker] is None:  # pragma: no cover - BREAK_ON_ERROR raises before this
@@ -480,13 +505,17 @@ def _has_data(m: dict) -> bool:
 # ----------------------------------------------------------------------------------------------------------------
 
 def evaluate(gt_dir: str | Path, results_dir: str | Path, out_dir: str | Path | None, protocol: str = "keyframes",
-             benchmark: str | None = None, cores: int = 1, verbose: bool = False, print_summary: bool = True) -> dict:
+             benchmark: str | None = None, cores: int = 1, verbose: bool = False, print_summary: bool = True,
+             progress: bool = False) -> dict:
     """Evaluate tracker results against GT with TrackEval; write ``out_dir/metrics.json`` and ``summary.txt``.
 
     ``gt_dir``: folder of sequence folders; ``results_dir``: folder of ``<seq>.txt``. ``protocol``: 'keyframes'
     (2 Hz annotated frames only; the headline) or 'all' (every frame) for the 7-class path; ignored with
     ``benchmark`` (MOT15/16/17/20: TrackEval's MotChallenge2DBox rules, pedestrian only). ``cores`` > 1 runs
-    TrackEval's sequences in parallel. Returns the metrics dict (see module docstring).
+    TrackEval's sequences in parallel. ``progress``: two tqdm bars on stderr, both counting sequences: reading and
+    checking the files (``evaluate read``), then TrackEval's evaluation (``evaluate TrackEval``, the sequence in its
+    postfix; with ``cores`` > 1 it fills when the workers return). Off by default (library callers); the CLI turns
+    it on. Returns the metrics dict (see module docstring).
     """
     t0 = time.perf_counter()
     gt_dir, results_dir = Path(gt_dir), Path(results_dir)
@@ -505,16 +534,17 @@ def evaluate(gt_dir: str | Path, results_dir: str | Path, out_dir: str | Path | 
     names = list(seq_dirs)
     files, missing = _find_result_files(results_dir, names)
     sequences = []
-    for name in names:
-        seq = Sequence(name=name, path=seq_dirs[name], length=read_seq_length(seq_dirs[name]))
-        seq.result_file = files.get(name)
-        if bench is None:
-            read_project_sequence(seq, protocol)
-        elif seq.result_file is not None:
-            # Checked here for clear messages; TrackEval then reads the files itself.
-            read_mot_file(seq.result_file, seq.length, kind="result", min_cols=7, max_cols=10,
-                          class_check=_is_mot_tracker_class)
-        sequences.append(seq)
+    with tqdm(names, desc="evaluate read", unit="seq", disable=not progress, file=sys.stderr) as bar:
+        for name in bar:
+            seq = Sequence(name=name, path=seq_dirs[name], length=read_seq_length(seq_dirs[name]))
+            seq.result_file = files.get(name)
+            if bench is None:
+                read_project_sequence(seq, protocol)
+            elif seq.result_file is not None:
+                # Checked here for clear messages; TrackEval then reads the files itself.
+                read_mot_file(seq.result_file, seq.length, kind="result", min_cols=7, max_cols=10,
+                              class_check=_is_mot_tracker_class)
+            sequences.append(seq)
     t_read = time.perf_counter() - t0
 
     metrics = _metrics()
@@ -524,7 +554,9 @@ def evaluate(gt_dir: str | Path, results_dir: str | Path, out_dir: str | Path | 
             dataset = dataset_class()(sequences, tracker_name="tracker", output_fol=tmp)
         else:
             dataset = _benchmark_dataset(bench, gt_dir, sequences, Path(tmp))
-        res = _run_evaluator(dataset, metrics, cores, verbose)
+        with tqdm(total=len(sequences), desc="evaluate TrackEval", unit="seq", disable=not progress,
+                  file=sys.stderr) as bar:
+            res = _run_evaluator(dataset, metrics, cores, verbose, bar if progress else None)
     t_eval = time.perf_counter() - t1
 
     combined = res["COMBINED_SEQ"]
@@ -644,7 +676,7 @@ def format_summary(metrics: dict) -> str:
 
 def _evaluate_command(args: argparse.Namespace) -> int:
     evaluate(args.gt, args.results, args.out, protocol=args.protocol, benchmark=args.benchmark, cores=args.cores,
-             verbose=args.verbose)
+             verbose=args.verbose, progress=not args.quiet)
     print(f"metrics written to {Path(args.out) / 'metrics.json'}", file=sys.stderr)
     return 0
 
@@ -666,5 +698,6 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                    help="evaluate standard MOTChallenge data with TrackEval's rules for this benchmark")
     p.add_argument("--cores", type=int, default=1, help="parallel TrackEval workers (default 1: serial)")
     p.add_argument("--verbose", action="store_true", help="show TrackEval's own output")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (sequences read, sequences evaluated)")
     p.set_defaults(func=_evaluate_command)
     return p

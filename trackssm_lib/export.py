@@ -3,12 +3,15 @@
 Layout per sequence ``OUT/<split>/<scene>_<CAMERA>/``: ``gt/gt.txt`` (``frame,track_id,x,y,w,h,1,class_id,
 visibility,-1``), ``gt/ids.csv``, ``frames.csv``, ``seqinfo.ini``, ``camera.csv`` (the camera's pose and
 intrinsics per frame, :mod:`trackssm_lib.ego_motion`; not for ``linear2d``'s virtual frames); plus
-``OUT/seqmaps/<split>.txt``, ``OUT/stats.json`` and ``OUT/export.json`` (the settings, so a rerun cannot mix
-settings). Each sequence is written to a temporary folder and renamed into place; a rerun skips complete sequences
-unless ``overwrite`` (and adds ``camera.csv`` where an export made before it existed lacks it).
+``OUT/seqmaps/<split>.txt``, ``OUT/stats.json`` and ``OUT/export.json`` (the settings and the sha256 of the
+source tables, so a rerun cannot mix settings or datasets; no absolute path, so a moved checkout or dataset keeps its
+export: ``seqinfo.ini``'s ``imDir`` is the dataroot relative to the sequence folder). Each sequence is written to
+a temporary folder and renamed into place; a rerun skips complete sequences unless ``overwrite`` (and adds
+``camera.csv`` where an export made before it existed lacks it).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -16,6 +19,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -25,7 +29,7 @@ from trackssm_lib.ego_motion import CAMERA_FILE, camera_rows, format_camera_csv
 from trackssm_lib.fileio import write_json_atomic, write_text_atomic
 from trackssm_lib.frames import CameraFrames, camera_frames, check_cameras, get_scene, scene_annotations
 from trackssm_lib.interpolation import FrameBoxes, SequenceFrames, check_interp, sequence_boxes
-from trackssm_lib.nuscenes_db import DataError, load_nuscenes
+from trackssm_lib.nuscenes_db import DataError, load_nuscenes, table_checksums
 from trackssm_lib.projection import CLIP_MODES
 from trackssm_lib.splits import available_splits, scene_split_map
 
@@ -86,8 +90,8 @@ def write_sequence(seq_dir: Path, name: str, frames: SequenceFrames, boxes: Fram
         + "".join(f"{f},{t},{ts},{int(k)},{fn}\n" for f, t, ts, k, fn in
                   zip(frames.frame, frames.tokens, frames.timestamps, frames.is_key_frame, frames.filenames)))
     (seq_dir / "seqinfo.ini").write_text(
-        f"[Sequence]\nname={name}\nimDir={dataroot}\nframeRate={CAMERA_FPS}\nseqLength={len(frames)}\n"
-        f"imWidth={IMAGE_WIDTH}\nimHeight={IMAGE_HEIGHT}\nimExt=.jpg\n")
+        f"[Sequence]\nname={name}\nimDir={os.path.relpath(dataroot, seq_dir.resolve())}\nframeRate={CAMERA_FPS}\n"
+        f"seqLength={len(frames)}\nimWidth={IMAGE_WIDTH}\nimHeight={IMAGE_HEIGHT}\nimExt=.jpg\n")
     if camera_csv is not None:
         (seq_dir / CAMERA_FILE).write_text(camera_csv)
     return sequence_stats(frames.is_key_frame, boxes.frame, boxes.class_id, track_id)
@@ -147,7 +151,27 @@ def _replace_dir(tmp: Path, final: Path) -> None:
         os.replace(tmp, final)
 
 
-def _prepare_out(out: Path, settings: dict, overwrite: bool) -> None:
+def _describe_change(key: str, before: Any, now: Any) -> str:
+    if key == "tables" and isinstance(before, dict) and isinstance(now, dict):
+        differ = [t for t in now if before.get(t) != now[t]]
+        return ("the nuScenes tables' content differs from the exported dataset's (" + ", ".join(
+            f"{t}.json sha256 {str(before.get(t))[:12]}, now {now[t][:12]}" for t in differ) + ")")
+    if key == "tables":  # an export made before table checksums, from another dataroot
+        return f"dataset {before!r} (now the tables of this dataroot)"
+    return f"{key}={before!r} (now {now!r})"
+
+
+def export_identity(export_dir: str | Path) -> str:
+    """The export's identity by content (version, interpolation and clipping, the source tables' checksums), not by
+    where it or its dataset lie: recorded runs that name it stay valid when the checkout or the dataset moves."""
+    manifest = Path(export_dir) / "export.json"
+    if not manifest.is_file():
+        raise DataError(f"{export_dir} is not a prepared export (no export.json; run `python -m trackssm_lib prepare`)")
+    settings = json.loads(manifest.read_text())
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _prepare_out(out: Path, settings: dict, overwrite: bool, dataroot: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"
@@ -157,13 +181,16 @@ def _prepare_out(out: Path, settings: dict, overwrite: bool) -> None:
         raise DataError(f"cannot write to output folder {out}: {err.strerror or err}") from err
     manifest = out / "export.json"
     previous = json.loads(manifest.read_text()) if manifest.exists() else settings
+    if "tables" not in previous and "dataroot" in previous and Path(previous["dataroot"]).resolve() == dataroot:
+        # written before exports named their source by content: the same dataroot is taken as the same tables
+        previous = {**{k: v for k, v in previous.items() if k != "dataroot"}, "tables": settings["tables"]}
     changed = {k: (previous.get(k), v) for k, v in settings.items() if previous.get(k) != v}
     if changed and overwrite:  # the whole previous export is replaced, so settings never mix
         for old in [out / "seqmaps", *(p.parent for p in out.glob("*/*/seqinfo.ini"))]:
             shutil.rmtree(old, ignore_errors=True)
     elif changed:
-        raise DataError(f"{out} holds an export made with other settings "
-                        + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in changed.items())
+        raise DataError(f"{out} holds an export made with other settings: "
+                        + "; ".join(_describe_change(k, a, b) for k, (a, b) in changed.items())
                         + "; use --overwrite or another --out")
     for stale in out.glob("*/.tmp-*"):  # left by an interrupted run
         shutil.rmtree(stale, ignore_errors=True)
@@ -213,8 +240,8 @@ def prepare(dataroot: str | Path, version: str, out: str | Path, split: str = "a
     pairs = select_scenes(nusc, split, scenes, max_scenes)
     if not pairs:
         raise DataError(f"no scenes to export for split {split!r} in {dataroot}")
-    settings = {"version": version, "interp": interp, "clip": clip, "dataroot": str(dataroot)}
-    _prepare_out(out, settings, overwrite)
+    settings = {"version": version, "interp": interp, "clip": clip, "tables": table_checksums(dataroot, version)}
+    _prepare_out(out, settings, overwrite, dataroot)
     for sp in {s for _, s in pairs}:
         (out / sp).mkdir(exist_ok=True)
     tasks = [(name, sp, cameras, interp, clip, out, overwrite, dataroot) for name, sp in pairs]

@@ -10,17 +10,15 @@
 * :func:`next_box_error` scores next-box predictions on the official per-track samples of a split: for each
   sample (7 consecutive boxes ``b0..b6`` of one track) the model sees ``b0..b5`` and predicts ``b6``; the
   constant-velocity baseline predicts ``b5 + (b5 - b4)``. Scores are the IoU with ``b6`` and the distance between
-  box centres in pixels (image size from each sequence's ``seqinfo.ini``), per class and over all samples. A model
-  trained with a longer ``history`` H reads the last H + 1 boxes before the target, so it needs samples of
-  H + 2 boxes (:func:`split_samples` with ``length``; :func:`sample_length`); every model is then scored on the
-  same targets.
+  box centres in pixels (image size from each sequence's ``seqinfo.ini``), per class and over all samples.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +38,7 @@ REUSE_MARKER = "reuse.json"
 # Keys that change how a run executes, not what it computes: they do not prevent reuse.
 RUNTIME_KEYS = frozenset({"progress", "device", "num_threads", "num_workers", "stop_after_epoch", "backend",
                           "amp", "output_dir"})
+PATH_KEYS = frozenset({"data", "mot17_root", "init_checkpoint", "phase1_checkpoint"})  # identified by content
 
 
 # ---------------------------------------------------------------------------------------------- reuse
@@ -97,10 +96,26 @@ def start_checkpoint(cfg: Mapping[str, Any]) -> Path | None:
     return Path(cfg["phase1_checkpoint"]) if cfg.get("phase1_checkpoint") else phase_paths(cfg)["phase1_best"]
 
 
+def folder_digest(folder: str | os.PathLike) -> str:
+    """sha256 over the relative paths and bytes of every file under ``folder`` (a dataset's identity by content)."""
+    h = hashlib.sha256()
+    root = Path(folder)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + file_sha256(path).encode())
+    return h.hexdigest()
+
+
 def _fingerprint(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes two trainings the same, by content (no path): the configuration, the export's identity, the
+    pretraining data's digest and the starting checkpoint's sha256; a moved checkout or dataset keeps its trainings."""
+    from trackssm_lib.export import export_identity
+
     start = start_checkpoint(cfg)
-    return {"config": _jsonable({k: v for k, v in sorted(cfg.items()) if k not in RUNTIME_KEYS}),
-            "start_checkpoint": str(start) if start else None, "start_sha256": _sha256(start)}
+    config = {k: v for k, v in sorted(cfg.items()) if k not in RUNTIME_KEYS and k not in PATH_KEYS}
+    config["data"] = export_identity(cfg["data"])
+    if cfg.get("mot17_root"):
+        config["mot17_root"] = folder_digest(cfg["mot17_root"])
+    return {"config": _jsonable(config), "start_sha256": _sha256(start)}
 
 
 def train_or_reuse(config_path: str | os.PathLike, data: str | os.PathLike, overrides: Sequence[str] = (),
@@ -255,28 +270,17 @@ def constant_velocity(boxes7: np.ndarray) -> np.ndarray:
     return 2.0 * boxes7[:, -2] - boxes7[:, -3]
 
 
-def model_history(model: TrackSSM | None) -> int:
-    """Boxes per condition of ``model`` (5, the official input, for None = constant velocity)."""
-    return HISTORY if model is None else int(getattr(model, "history", HISTORY))
-
-
-def sample_length(models: Iterable[TrackSSM | None]) -> int:
-    """The sample length (history + 1 input boxes + the target) that serves every model of ``models``."""
-    return max([model_history(m) for m in models] + [HISTORY]) + 2
-
-
 def predict_next(model: TrackSSM, history: np.ndarray, class_ids: np.ndarray | None = None,
                  device: str | torch.device = "cpu", batch_size: int = 2048,
                  camera_slots: np.ndarray | None = None, ego: np.ndarray | None = None) -> np.ndarray:
     """The model's prediction of the box after ``history (S, L, 4)`` for every sample (eval mode, no gradients):
-    the model reads the last H + 1 boxes (``b0..b5`` for the official H = 5); ``L`` < H + 1 raises ValueError.
+    the model reads the last 6 boxes (``b0..b5``, the official input); ``L`` < 6 raises ValueError.
     ``camera_slots``: each sample's camera, read by a camera-aware model with the class ids; ``ego (S, 6)``: the
     camera's motion into the predicted frame, read by an ego-aware model (None: no camera motion)."""
     history = np.asarray(history, dtype=np.float32)
-    n_in = model_history(model) + 1
+    n_in = HISTORY + 1
     if history.ndim != 3 or history.shape[1] < n_in:
-        raise ValueError(f"a model with history {n_in - 1} needs {n_in} boxes before the target, got shape "
-                         f"{history.shape}")
+        raise ValueError(f"the model needs {n_in} boxes before the target, got shape {history.shape}")
     cond = history_condition(torch.as_tensor(history[:, -n_in:]))
     cls = None if class_ids is None else torch.as_tensor(np.asarray(class_ids, dtype=np.int64))
     if cls is not None and camera_slots is not None:
@@ -319,7 +323,7 @@ def next_box_error(samples: Mapping[str, Any], models: Mapping[str, TrackSSM | N
     """Next-box prediction error of each named model on the same samples (from :func:`split_samples`).
 
     ``models`` maps a display name to a TrackSSM, or to None for the constant-velocity baseline. Each sample's last
-    box is the target, the boxes before it the history (a model reads as many as its ``history`` needs). Returns rows
+    box is the target, the boxes before it the history (a model reads the last 6 of them). Returns rows
     ``{model, class_name, n, mean_iou, mean_center_error_px, median_center_error_px}`` per class present (in class
     id order) and ``class_name='all'``.
     """
@@ -351,8 +355,8 @@ def rollout(model: TrackSSM | None, history: np.ndarray, class_ids: np.ndarray |
     """The tracker's prediction of a lost track over ``steps`` frames: ``history (S, L, 4)`` -> ``(S, steps, 4)``;
     ``ego (S, steps, 6)``: the camera's motion into each predicted frame (ego-aware models).
 
-    Each prediction is appended to the history and the next one is made from the last H + 1 boxes (6 for the
-    official H = 5), as :class:`~trackssm_lib.trackers.TrackSSMTracker` does while a track has no detection.
+    Each prediction is appended to the history and the next one is made from the last 6 boxes, as
+    :class:`~trackssm_lib.trackers.TrackSSMTracker` does while a track has no detection.
     ``model`` None: constant velocity from the last two boxes, ``b5 + k (b5 - b4)``.
     """
     window = np.asarray(history, dtype=np.float64)
@@ -372,12 +376,11 @@ def rollout(model: TrackSSM | None, history: np.ndarray, class_ids: np.ndarray |
 def rollout_box_error(runs: Mapping[str, Any], models: Mapping[str, TrackSSM | None], steps: int,
                       device: str | torch.device = "cpu") -> list[dict[str, Any]]:
     """Error of each model's :func:`rollout` after 1..``steps`` frames without detections, on runs of
-    ``6 + steps`` consecutive boxes (:func:`split_samples` with ``length=6 + steps``; models with a longer
-    ``history`` H need ``H + 1 + steps``): rows ``{model, step, n, mean_iou, mean_center_error_px}``. Every model
-    predicts the same last ``steps`` boxes of each run.
+    ``6 + steps`` consecutive boxes (:func:`split_samples` with ``length=6 + steps``): rows ``{model, step, n,
+    mean_iou, mean_center_error_px}``. Every model predicts the same last ``steps`` boxes of each run.
     """
     boxes, cls = np.asarray(runs["boxes7"]), np.asarray(runs["class_ids"], dtype=np.int64)
-    need = sample_length(models.values()) - 1 + steps
+    need = HISTORY + 1 + steps
     if boxes.ndim != 3 or boxes.shape[1] < need:
         raise ValueError(f"{steps} rollout steps need runs of {need} boxes, got shape {boxes.shape}")
     width, height = np.asarray(runs["width"], float), np.asarray(runs["height"], float)
@@ -447,8 +450,7 @@ def summary_figures(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "CONSTANT_VELOCITY", "box_errors", "compare_models", "configured_lrs", "constant_velocity", "effective_config",
-    "ego_input",
-    "load_model", "lr_groups", "model_history", "next_box_error", "phase_models", "phase_paths", "predict_next",
-    "read_scalars", "resolve_device", "resolve_mot17_root", "sample_length", "split_samples", "start_checkpoint",
-    "summary_figures", "train_or_reuse", "training_overrides",
+    "ego_input", "load_model", "lr_groups", "next_box_error", "phase_models", "phase_paths", "predict_next",
+    "read_scalars", "resolve_device", "resolve_mot17_root", "split_samples", "start_checkpoint", "summary_figures",
+    "train_or_reuse", "training_overrides",
 ]

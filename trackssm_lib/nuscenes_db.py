@@ -33,6 +33,15 @@ def check_dataroot(dataroot: str | Path, version: str) -> Path:
     return table_dir
 
 
+def table_checksums(dataroot: str | Path, version: str) -> dict[str, str]:
+    """sha256 of each of the 13 tables of DATAROOT/VERSION: the dataset's identity by content, so that a moved or
+    copied dataroot is recognised and a changed table is not (see the export's ``export.json``)."""
+    from trackssm_lib.records import file_sha256
+
+    table_dir = check_dataroot(dataroot, version)
+    return {t: file_sha256(table_dir / f"{t}.json") for t in TABLES}
+
+
 def load_nuscenes(dataroot: str | Path, version: str, verbose: bool = False) -> NuScenes:
     """Load a nuScenes dataroot (real or synthetic) with the devkit; raises DataError on bad input."""
     table_dir = check_dataroot(dataroot, version)

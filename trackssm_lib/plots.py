@@ -68,6 +68,11 @@ def draw_boxes(ax, boxes: np.ndarray, class_names, labels=None, linestyle: str =
     return int(len(boxes))
 
 
+def legend_outside(ax, fontsize: float = 7.0, **kwargs) -> None:
+    """The axes' legend to the right of the plot, where it can never cover data (``tight_layout`` makes room)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=fontsize, **kwargs)
+
+
 def class_legend(ax, classes=CLASS_NAMES, loc: str = "lower right", fontsize: float = 7.0) -> None:
     handles = [Rectangle((0, 0), 1, 1, fill=False, edgecolor=CLASS_COLORS[c], label=c) for c in classes]
     ax.legend(handles=handles, loc=loc, fontsize=fontsize, framealpha=0.7)
@@ -412,10 +417,12 @@ def track_modes_figure(series: dict, title: str = "") -> Figure:
                     label="keyframe (annotated)" if mode == next(iter(series)) else None)
         ax.set_ylabel(f"{coord} (px)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, ncol=4, loc="best")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=len(names), fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, 0.965))
     axes[-1].set_xlabel("time (s)")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=10, y=0.998)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
 
 
@@ -447,9 +454,9 @@ def holdout_figure(rows: list[dict], modes=("3d", "devkit", "linear2d")) -> Figu
     """Mean IoU and mean centre error of the hold-out test, per class, one bar per mode."""
     fig, ax0, ax1 = iou_error_bars(rows, "mode", list(modes), [MODE_COLORS.get(m) for m in modes],
                                    "mean IoU with the held-out keyframe box")
-    ax0.legend(fontsize=7)
-    ax1.legend(fontsize=7)
-    fig.tight_layout()
+    handles, names = ax0.get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=len(names), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     return fig
 
 

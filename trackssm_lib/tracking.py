@@ -18,11 +18,12 @@ and extrapolates it at constant velocity (perfect state estimation, no foresight
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -35,6 +36,7 @@ from trackssm_lib.fileio import write_text_atomic
 
 TRACKERS = ("trackssm", "kalman", "oracle", "oracle-past")
 ORACLES = ("oracle", "oracle-past")  # read the ground truth
+TRACK_THREADS = 1  # torch CPU threads while tracking; measured in bench/RESULTS.md ("Tracking speed")
 RESULT_COLUMNS = ("frame", "track_id", "x", "y", "w", "h", "score", "class_id", "-1", "-1")
 
 
@@ -168,6 +170,7 @@ def model_is_ego_aware(kind: str, model: Any) -> bool:
 def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: str | Path, model: Any,
                 seed: int, det_config: dict | None = None, homographies: dict[Path, np.ndarray] | None = None,
                 observer: Any = None, twists: dict[Path, np.ndarray] | None = None,
+                on_frames: Callable[[int], Any] | None = None, every: int = 12,
                 **assoc: Any) -> dict[str, np.ndarray]:
     """Track the sequences of one scene together -> {sequence: (R, 8) frame, id, x1, y1, x2, y2, score, class}.
 
@@ -178,6 +181,8 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
     ``observer`` (analysis, e.g. :class:`~trackssm_lib.lost_tracks.LostTrackRecorder`): its
     ``before_update(frame, trackers)`` and ``after_update(frame, trackers, dets)`` are called around every update
     with the trackers and detections of the cameras taking part ({sequence: ...}).
+    ``on_frames`` (progress): called with the number of camera frames processed since its last call, every
+    ``every`` frame indices and once after the last (never per frame, so the loop stays as fast).
     """
     from trackssm_lib.trackers import MultiCameraTracker
 
@@ -201,8 +206,13 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
     multi = MultiCameraTracker(trackers)
     lengths = {s: max(dets[s]) if dets[s] else 0 for s in dets}
     rows: dict[str, list[np.ndarray]] = {s: [] for s in dets}
+    pending = 0  # camera frames processed since on_frames was last called
     for frame in range(1, max(lengths.values(), default=0) + 1):
         step = {s: dets[s].get(frame, np.zeros((0, 6))) for s in dets if frame <= lengths[s]}
+        pending += len(step)
+        if on_frames is not None and frame % every == 0:
+            on_frames(pending)
+            pending = 0
         for s in step:
             if s in warps and frame >= 2:
                 trackers[s].camera_motion(warps[s][frame - 1])
@@ -217,17 +227,39 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
             if len(tracks):
                 rows[s].append(np.column_stack([np.full(len(tracks), frame), tracks[:, 4], tracks[:, :4],
                                                 tracks[:, 5], tracks[:, 6]]))
+    if on_frames is not None and pending:
+        on_frames(pending)
     return {s: (np.concatenate(r) if r else np.zeros((0, 8))) for s, r in rows.items()}
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """torch's CPU thread count set to ``threads`` inside the block (None: left as it is), restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        if int(threads) < 1:
+            raise TrackingError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", detections: str | Path = "gt",
                  out: str | Path = "results", checkpoint: str | Path | None = None, seed: int = 0,
                  progress: bool = True, det_config: dict | None = None, device: str = "cpu",
-                 ego_compensation: bool = False, **assoc: Any) -> dict[str, Any]:
+                 ego_compensation: bool = False, threads: int | None = TRACK_THREADS,
+                 **assoc: Any) -> dict[str, Any]:
     """Track every sequence of ``split`` in the prepared export ``data_dir``; write ``out/<sequence>.txt``.
 
     ``ego_compensation``: remove the camera's own rotation from the image motion (``camera.csv`` poses; trackssm,
-    kalman and the oracles).
+    kalman and the oracles). ``progress``: a tqdm bar on stderr counting camera frames (total: the sequences'
+    ``seqLength`` summed), the current scene in its postfix; nothing is printed when False. ``threads``: torch's CPU
+    threads while tracking (default :data:`TRACK_THREADS`, chosen by measurement; None: torch's own setting), so the
+    speed it reports does not depend on what else the process did.
 
     Returns a summary: sequences, frames, boxes, tracks (ids over all sequences), seconds, camera frames per
     second, the output folder and the settings.
@@ -266,27 +298,42 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n_frames = n_boxes = n_tracks = 0
+    seq_lengths = {d: int(read_seqinfo(d).get("seqLength", 0)) for d in seq_dirs}
     start = time.perf_counter()
-    bar = tqdm(scenes.items(), total=len(scenes), desc=f"track {tracker}", unit="scene", disable=not progress,
+    # The bar counts camera frames (seqinfo.ini seqLength summed over the split's sequences), the scene in its
+    # postfix; track_scene reports them every 12 frame indices, and each scene is topped up to its length at its end.
+    bar = tqdm(total=sum(seq_lengths.values()), desc=f"track {tracker}", unit="frame", disable=not progress,
                file=sys.stderr)
-    for _, dirs in bar:
-        results = track_scene(dirs, kind, name, detections, model, seed, det_config, homographies,
-                              twists=twists, **assoc)
-        for d in dirs:
-            info = read_seqinfo(d)
-            seq = str(info.get("name", d.name))
-            rows = results.get(seq, np.zeros((0, 8)))
-            write_text_atomic(out / f"{seq}.txt", format_rows(rows))
-            n_boxes += len(rows)
-            n_tracks += len(np.unique(rows[:, 1])) if len(rows) else 0
-            n_frames += int(info.get("seqLength", 0))
-    bar.close()
+    with torch_threads(threads), _closing(bar):
+        for scene, dirs in scenes.items():
+            bar.set_postfix_str(f"{scene} ({len(dirs)} cameras)", refresh=False)
+            done = bar.n + sum(seq_lengths[d] for d in dirs)
+            results = track_scene(dirs, kind, name, detections, model, seed, det_config, homographies,
+                                  twists=twists, on_frames=bar.update if progress else None, **assoc)
+            if progress and bar.n < done:
+                bar.update(done - bar.n)
+            for d in dirs:
+                info = read_seqinfo(d)
+                seq = str(info.get("name", d.name))
+                rows = results.get(seq, np.zeros((0, 8)))
+                write_text_atomic(out / f"{seq}.txt", format_rows(rows))
+                n_boxes += len(rows)
+                n_tracks += len(np.unique(rows[:, 1])) if len(rows) else 0
+                n_frames += seq_lengths[d]
     seconds = time.perf_counter() - start
     return {"sequences": len(seq_dirs), "scenes": len(scenes), "frames": n_frames, "boxes": n_boxes,
             "tracks": n_tracks, "seconds": round(seconds, 3),
             "fps": round(n_frames / seconds, 1) if seconds > 0 else None, "out": str(out), "tracker": tracker,
             "detections": str(detections), "checkpoint": None if checkpoint is None else str(checkpoint),
-            "seed": seed, "split": split, "ego_compensation": bool(ego_compensation)}
+            "seed": seed, "split": split, "ego_compensation": bool(ego_compensation), "threads": threads}
+
+
+@contextlib.contextmanager
+def _closing(bar):
+    try:
+        yield bar
+    finally:
+        bar.close()
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
@@ -295,7 +342,7 @@ def _track_command(args: argparse.Namespace) -> int:
 
     summary = run_tracking(args.data, args.split, tracker=args.tracker, detections=args.detections, out=args.out,
                            checkpoint=args.checkpoint, seed=args.seed, progress=not args.quiet,
-                           ego_compensation=args.ego_compensation)
+                           ego_compensation=args.ego_compensation, threads=args.threads)
     print(json.dumps(summary))
     return 0
 
@@ -319,6 +366,8 @@ def add_track_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ego-compensation", action="store_true",
                    help="remove the camera's own rotation between frames (poses in camera.csv) before each "
                         "prediction; trackssm and kalman (off: the official tracker)")
+    p.add_argument("--threads", type=int, default=TRACK_THREADS,
+                   help=f"torch CPU threads while tracking (default {TRACK_THREADS}, see bench/RESULTS.md)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_track_command)
     return p

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from trackssm_lib.boxes import iou_matrix, xywh_to_xyxy
 from trackssm_lib.constants import CLASS_NAMES
+from trackssm_lib.plots import legend_outside
 
 TRACKER_COLORS = ("#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
@@ -53,7 +54,7 @@ def hota_per_class_figure(rows: Sequence[Mapping[str, Any]], detections: str = "
     ax.set_title(f"{metric} per class, {detections} detections", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     if trackers:
-        ax.legend(fontsize=7, ncol=min(len(trackers), 4), loc="upper left")
+        legend_outside(ax)
     _unavailable_note(ax, [r for r in rows if r["detections"] == detections])
     fig.tight_layout()
     return fig
@@ -83,7 +84,7 @@ def _per_tracker_bars(rows, value: str, ylabel: str, title: str, class_name: str
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7)
+    legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -186,7 +187,7 @@ def tracks_over_time_figure(gt_file: str | Path, result_file: str | Path, title:
     if switches:
         ax.plot([s["frame"] for s in switches], [s["x"] + s["w"] / 2 for s in switches], "x", color="red", ms=8,
                 mew=2, zorder=3, label=f"identity switch ({len(switches)})")
-        ax.legend(fontsize=8, loc="upper right")
+        legend_outside(ax, fontsize=8)
     ax.set_xlabel("frame")
     ax.set_ylabel("box centre x (px)")
     ax.set_title(title or f"{Path(result_file).stem}: {len(ids)} tracks (colour = id), GT in grey", fontsize=9)

@@ -25,12 +25,9 @@ always uses the official MOT17 loss. ``box_coder: relative`` trains the project'
 :mod:`trackssm_lib.model.decoder`); a start checkpoint trained with another coder keeps every weight but its
 heads' output layers, which start at zero. ``delta_gain`` G > 1 trains the encoder's embedding of the 4 displacement
 inputs G times faster (``TrackSSM.set_delta_gain``, a reparametrisation: checkpoints hold the ordinary weights).
-``history`` H (official 5) feeds the model the last H boxes and their displacements (H + 1 boxes, H + 2 with the
-target, so only tracks seen that long give samples); the parameters do not depend on H, so any start checkpoint
-serves, and H is stored in the saved checkpoints for the tracker. Phase 0 pretraining always uses the official
-5-box samples. ``short_history_prob`` p > 0 gives a share p of the training samples as the tracker builds them for
-young tracks (fewer than H rows, padded at the end; :func:`trackssm_lib.data.young_track_condition`), which
-full-history training never shows the model. ``camera_aware: true`` (a project option) adds the camera
+``short_history_prob`` p > 0 gives a share p of the training samples as the tracker builds them for young tracks
+(fewer than 5 rows, padded at the end; :func:`trackssm_lib.data.young_track_condition`), which full-history training
+never shows the model. ``camera_aware: true`` (a project option) adds the camera
 parameters (``TrackSSM(num_cameras=6)``, zero-initialised, trained with the decoder group) and feeds every sample's
 camera with its class id (:meth:`TrackSSM.condition_ids`; flipped windows get the mirrored camera, see
 :mod:`trackssm_lib.data`); a start checkpoint without camera parameters starts them at zero. ``ego_aware: true``
@@ -77,6 +74,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
 from trackssm_lib.constants import CAMERAS
 from trackssm_lib.data import (
+    HISTORY,
     PEDESTRIAN_CLASS_ID,
     SampleDataset,
     WindowDataset,
@@ -122,7 +120,6 @@ DEFAULTS: dict[str, Any] = {
     "jitter": 0.05,
     "giou_weight": 0.0,            # weight of the 1 - GIoU term per head (0: the official MOT17 loss; SportsMOT: 1)
     "delta_gain": 1.0,             # Adam moves the encoder's displacement-input weights this many times faster
-    "history": 5,                  # boxes per model condition (official 5; stored in the checkpoint for the tracker)
     "short_history_prob": 0.0,     # share of training tracks given as young tracks (fewer rows, padded as the tracker)
     "camera_aware": False,         # camera parameters: the model also reads which of the 6 cameras sees the track
     "ego_aware": False,            # ego parameters: the model also reads the camera's own motion (camera.csv)
@@ -220,8 +217,7 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
         raise ConfigError(f"config key 'phase' must be 1 or 2, got {cfg['phase']!r}")
     if cfg["phase"] == 2 and (cfg["encoder_lr"] is None or cfg["decoder_lr"] is None):
         raise ConfigError("phase 2 needs config keys 'encoder_lr' and 'decoder_lr'")
-    for key in ("batch_size", "val_batch_size", "epochs", "sequence_length", "num_queries", "pretrain_batch_size",
-                "history"):
+    for key in ("batch_size", "val_batch_size", "epochs", "sequence_length", "num_queries", "pretrain_batch_size"):
         if int(cfg[key]) < 1:
             raise ConfigError(f"config key {key!r} must be >= 1, got {cfg[key]!r}")
     try:  # the decoder's own rules, so that a bad value fails before any data is read
@@ -237,9 +233,9 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
             raise ConfigError(f"config key {key!r} must be true or false, got {cfg[key]!r}")
     if cfg["short_history_prob"] is None or not 0.0 <= cfg["short_history_prob"] <= 1.0:
         raise ConfigError(f"config key 'short_history_prob' must lie in [0, 1], got {cfg['short_history_prob']!r}")
-    if int(cfg["history"]) + 1 > int(cfg["sequence_length"]):
-        raise ConfigError(f"config key 'history' = {cfg['history']} needs sequence_length >= "
-                          f"{int(cfg['history']) + 1}, got {cfg['sequence_length']}")
+    if int(cfg["sequence_length"]) < HISTORY + 1:
+        raise ConfigError(f"config key 'sequence_length' must be >= {HISTORY + 1} (the official history needs "
+                          f"{HISTORY + 1} boxes), got {cfg['sequence_length']}")
     return cfg
 
 
@@ -308,7 +304,7 @@ def _training_samples(batch: dict[str, Any],
     """(inputs, class ids, targets, ego) of a window batch for :class:`_LossModule`; with ``camera_aware`` the class
     ids carry the camera (``class + num_classes x slot``, :meth:`TrackSSM.condition_ids`); ``ego`` is the camera's
     motion into each target frame with ``ego_aware`` ((S, 6)), else None."""
-    s = windows_to_samples(batch, int(cfg["history"]))
+    s = windows_to_samples(batch)
     ids = s["class_ids"]
     if cfg["camera_aware"]:
         ids = fold_camera(ids, s["camera_slots"], int(cfg["num_classes"]))
@@ -565,7 +561,7 @@ def _reset_note(model: TrackSSM) -> str:
 def _build_model(cfg: dict[str, Any]) -> TrackSSM:
     """The model the config describes, with its displacement-input gain set (before any weights are loaded)."""
     model = TrackSSM(num_classes=int(cfg["num_classes"]), output_sigmoid=bool(cfg["output_sigmoid"]),
-                     backend=str(cfg["backend"]), box_coder=str(cfg["box_coder"]), history=int(cfg["history"]),
+                     backend=str(cfg["backend"]), box_coder=str(cfg["box_coder"]),
                      num_cameras=len(CAMERAS) if cfg["camera_aware"] else 0, ego_aware=bool(cfg["ego_aware"]))
     model.set_delta_gain(float(cfg["delta_gain"]))
     return model
@@ -637,10 +633,10 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
         val_seqs = load_split(data_root, val_split, ego=bool(cfg["ego_aware"]))
         train_ds = WindowDataset(train_seqs, int(cfg["sequence_length"]), int(cfg["num_queries"]),
                                  int(cfg["window_stride"]), train=True, flip_prob=float(cfg["flip_prob"]),
-                                 jitter=float(cfg["jitter"]), seed=int(cfg["seed"]), history=int(cfg["history"]),
+                                 jitter=float(cfg["jitter"]), seed=int(cfg["seed"]),
                                  short_history_prob=float(cfg["short_history_prob"]))
         val_ds = WindowDataset(val_seqs, int(cfg["sequence_length"]), int(cfg["num_queries"]),
-                               int(cfg["val_window_stride"]), train=False, history=int(cfg["history"]))
+                               int(cfg["val_window_stride"]), train=False)
         if len(train_ds) == 0 or len(val_ds) == 0:
             raise TrainingError(f"no training windows in {data_root}/{train_split} ({len(train_ds)}) or "
                                 f"{data_root}/{val_split} ({len(val_ds)})")

@@ -8,6 +8,8 @@ interpolated boxes dashed.
 
 :func:`draw_frame` is a plain matplotlib function (static figures in the book); :class:`SequenceViewer` wraps it in
 ipywidgets, rendering into an ``ipywidgets.Output`` so it works with the inline backend and no JS extension.
+:func:`cameras_overview_figure` draws one timestamp of a scene in all six cameras (the viewer's "all 6 cameras"
+toggle shows the same for its current frame).
 """
 from __future__ import annotations
 
@@ -17,12 +19,17 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-from trackssm_lib.constants import CAMERAS, CLASS_NAMES
-from trackssm_lib.plots import class_legend, draw_boxes, draw_canvas, load_image
+from trackssm_lib.constants import CAMERA_LAYOUT, CAMERAS, CLASS_NAMES
+from trackssm_lib.plots import CLASS_COLORS, class_legend, draw_boxes, draw_canvas, load_image
+
+OVERVIEW_CAMERAS: tuple[str, ...] = tuple(c for row in CAMERA_LAYOUT for c in row)  # the 2 x 3 grid, row by row
 
 
 @dataclass
@@ -84,7 +91,7 @@ def load_sequence(seq_dir: str | Path) -> ExportSequence:
     gt = np.loadtxt(text.splitlines(), delimiter=",", ndmin=2).reshape(-1, 10) if text.strip() else np.zeros((0, 10))
     seq = ExportSequence(
         path=seq_dir, name=section.get("name", seq_dir.name),
-        dataroot=Path(section["imDir"]) if section.get("imDir") else None,
+        dataroot=(seq_dir / section["imDir"]).resolve() if section.get("imDir") else None,  # relative: to the folder
         frame=np.array([int(r["frame"]) for r in rows], dtype=np.int64),
         is_key_frame=np.array([r["is_key_frame"].strip() in ("1", "True", "true") for r in rows], dtype=bool),
         timestamps=np.array([int(r["timestamp_us"]) for r in rows], dtype=np.int64),
@@ -165,8 +172,109 @@ def draw_frame(ax, export_seq_dir: str | Path, frame: int, classes=None, dataroo
             "has_image": has_image, "is_key_frame": key, "name": seq.name}
 
 
+def nearest_frame(seq: ExportSequence, timestamp: int, keyframes: bool = False) -> int:
+    """The 1-based frame of ``seq`` nearest in time to ``timestamp`` (us); with ``keyframes`` the nearest keyframe
+    (any frame when the sequence has no keyframe). ValueError for a sequence without frames."""
+    pool = seq.frame[seq.is_key_frame] if keyframes and seq.is_key_frame.any() else seq.frame
+    if pool.size == 0:
+        raise ValueError(f"{seq.name} has no frames")
+    return int(pool[np.argmin(np.abs(seq.timestamps[pool - 1] - int(timestamp)))])
+
+
+def scene_sequences(export_dir: str | Path, scene: str, split: str | None = None) -> dict[str, Path]:
+    """The exported sequence folders of ``scene`` by camera, ``{camera: folder}`` (FileNotFoundError if none)."""
+    prefix = f"{scene}_CAM_"
+    seqs = {"CAM_" + p.name[len(prefix):]: p for p in find_sequences(export_dir, split) if p.name.startswith(prefix)}
+    if not seqs:
+        raise FileNotFoundError(f"no exported sequences of scene {scene!r} in {export_dir}"
+                                f"{f' (split {split})' if split else ''}")
+    return seqs
+
+
+def keyframe_timestamp(seqs: dict[str, Path], keyframe: int) -> int:
+    """The timestamp (us) of keyframe number ``keyframe`` (0-based, negative from the end) of the scene, taken from
+    its first camera in nuScenes order (CAM_FRONT when exported). IndexError outside the keyframes."""
+    ref = min(seqs, key=lambda c: CAMERAS.index(c) if c in CAMERAS else len(CAMERAS))
+    seq = load_sequence(seqs[ref])
+    keys = seq.frame[seq.is_key_frame]
+    if not -len(keys) <= int(keyframe) < len(keys):
+        raise IndexError(f"keyframe {keyframe} is outside the {len(keys)} keyframes of {seq.name}")
+    return int(seq.timestamps[keys[int(keyframe)] - 1])
+
+
+def draw_cameras(axes, seqs: dict[str, Path], timestamp: int, keyframes: bool = True, classes=None,
+                 dataroot: str | Path | None = None, show_gt: bool = True, results_dir: str | Path | None = None,
+                 detections: Callable[[Path], dict[int, np.ndarray]] | None = None,
+                 show_ids: bool = True) -> dict[str, dict]:
+    """Draw into six axes, in :data:`OVERVIEW_CAMERAS` order, each camera's frame nearest to ``timestamp`` (us;
+    the nearest keyframe with ``keyframes``) through :func:`draw_frame` (ground truth, detections, tracker boxes);
+    each axis is titled by its camera, frame and time offset. ``detections``: a sequence folder's detections
+    (``{frame: (N, 6)}``) or None. A camera missing from ``seqs`` gets a grey panel. Returns ``{camera:
+    draw_frame's counts + 'frame'}`` for the cameras drawn."""
+    out: dict[str, dict] = {}
+    for ax, camera in zip(np.ravel(axes), OVERVIEW_CAMERAS):
+        if camera not in seqs:
+            draw_canvas(ax, None, "camera not exported")
+            ax.set_title(f"{camera} (not exported)", fontsize=8)
+            continue
+        seq = load_sequence(seqs[camera])
+        frame = nearest_frame(seq, timestamp, keyframes)
+        info = draw_frame(ax, seqs[camera], frame, classes=classes, dataroot=dataroot, show_ids=show_ids,
+                          legend=False, results_dir=results_dir, show_gt=show_gt,
+                          detections=detections(seqs[camera]) if detections is not None else None)
+        offset_ms = (int(seq.timestamps[frame - 1]) - int(timestamp)) / 1000.0
+        ax.set_title(f"{camera}  frame {frame}/{len(seq)} ({'keyframe' if info['is_key_frame'] else 'sweep'}, "
+                     f"{offset_ms:+.0f} ms), {info['boxes']} boxes", fontsize=8)
+        out[camera] = {**info, "frame": frame}
+    return out
+
+
+def _overview(seqs: dict[str, Path], timestamp: int, title: str, width: float = 16.0, classes=None,
+              **draw_kwargs) -> tuple[Figure, dict[str, dict]]:
+    """The 2 x 3 figure of :func:`draw_cameras` with a title and a class legend below the panels."""
+    fig, axes = plt.subplots(2, 3, figsize=(width, 2 * width / 3 * 9 / 16 + 1.0))
+    info = draw_cameras(axes, seqs, timestamp, classes=classes, **draw_kwargs)
+    shown = list(classes) if classes is not None else list(CLASS_NAMES)
+    fig.legend(handles=[Rectangle((0, 0), 1, 1, fill=False, edgecolor=CLASS_COLORS[c], label=c) for c in shown],
+               loc="lower center", ncol=max(1, len(shown)), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    return fig, info
+
+
+def cameras_overview_figure(export_dir: str | Path, scene: str, keyframe: int = 0, timestamp: int | None = None,
+                            split: str | None = None, classes=None, dataroot: str | Path | None = None,
+                            results_dir: str | Path | None = None, detections: str | Path | None = None,
+                            seed: int = 0, show_gt: bool = True, keyframes: bool = True,
+                            width: float = 16.0) -> Figure:
+    """One timestamp of ``scene`` in all six cameras (2 x 3 grid: front left, front, front right / back left,
+    back, back right), each camera's frame nearest to it (its nearest keyframe with ``keyframes``) with its ground
+    truth, optionally ``detections`` (``'gt'``, ``'noisy'`` or a folder) and a tracker's ``results_dir``.
+
+    The timestamp: ``timestamp`` (us) when given, else that of keyframe number ``keyframe`` (0-based) of the scene's
+    CAM_FRONT. Returns the Figure (axes in grid order, each titled by its camera)."""
+    seqs = scene_sequences(export_dir, scene, split)
+    t = int(timestamp) if timestamp is not None else keyframe_timestamp(seqs, keyframe)
+    from trackssm_lib.detections import load_detections
+
+    def detections_of(seq_dir: Path) -> dict[int, np.ndarray]:
+        return load_detections(detections, seq_dir, seed=seed)
+
+    which = f"keyframe {keyframe}" if timestamp is None else "timestamp"
+    title = f"{scene}: {which}, t = {t} us, each camera's nearest {'keyframe' if keyframes else 'frame'}"
+    fig, _ = _overview(seqs, t, title, width=width, classes=classes, keyframes=keyframes, dataroot=dataroot,
+                       show_gt=show_gt, results_dir=results_dir,
+                       detections=detections_of if detections is not None else None)
+    return fig
+
+
 class SequenceViewer:
-    """Interactive viewer: scene and camera selectors, frame slider, class filter; matplotlib into an Output."""
+    """Interactive viewer: scene and camera selectors, frame slider, class filter; matplotlib into an Output.
+
+    With "keyframes only" ticked, the shown frame is always a keyframe: the slider steps from keyframe to keyframe,
+    and a camera change goes to the new camera's keyframe nearest in time, a scene change to the keyframe nearest
+    the frame position (without it, a camera change goes to the frame nearest in time). "all 6 cameras" shows
+    :func:`draw_cameras` at the current frame's timestamp instead of the one camera."""
 
     def __init__(self, export_dir: str | Path, split: str | None = None, dataroot: str | Path | None = None,
                  figsize: tuple[float, float] = (10.0, 5.8), dpi: int = 80, results_dir: str | Path | None = None,
@@ -193,6 +301,7 @@ class SequenceViewer:
             cams.sort(key=lambda c: CAMERAS.index(c) if c in CAMERAS else len(CAMERAS))
         self.last_info: dict = {}
         self.renders = 0
+        self._syncing = False  # set while the viewer moves its own controls: their observers then do nothing
 
         scenes = sorted(self.by_scene)
         self.scene = widgets.Dropdown(options=scenes, value=scenes[0], description="scene")
@@ -200,6 +309,7 @@ class SequenceViewer:
         self.frame = widgets.IntSlider(value=1, min=1, max=1, description="frame", continuous_update=False,
                                        layout=widgets.Layout(width="60%"))
         self.key_only = widgets.Checkbox(value=False, description="keyframes only")
+        self.all_cameras = widgets.Checkbox(value=False, description="all 6 cameras")
         self.classes = widgets.SelectMultiple(options=list(CLASS_NAMES), value=list(CLASS_NAMES),
                                               description="classes", rows=len(CLASS_NAMES))
         self.show_gt = widgets.Checkbox(value=True, description="ground truth")
@@ -211,57 +321,90 @@ class SequenceViewer:
         self.output = widgets.Output()
         self.widget = widgets.VBox([
             widgets.HBox([self.scene, self.camera]),
-            widgets.HBox([self.frame, self.key_only]),
+            widgets.HBox([self.frame, self.key_only, self.all_cameras]),
             widgets.HBox([self.show_gt, self.show_dets, self.show_tracks]),
             widgets.HBox([self.classes, self.status]),
             self.output,
         ])
-        self._sync_frames()
         self.scene.observe(self._on_scene, names="value")
         self.camera.observe(self._on_camera, names="value")
         self.frame.observe(self._on_frame, names="value")
-        self.key_only.observe(lambda change: self._snap_and_render(), names="value")
+        self.key_only.observe(lambda change: self._place(position=self.frame.value), names="value")
         self.classes.observe(lambda change: self.render(), names="value")
-        for box in (self.show_gt, self.show_dets, self.show_tracks):
+        for box in (self.show_gt, self.show_dets, self.show_tracks, self.all_cameras):
             box.observe(lambda change: self.render(), names="value")
-        self.render()
+        self._place(position=1)  # sets the slider's range and renders
 
     # -- state
     @property
     def sequence_dir(self) -> Path:
         return self.sequences[f"{self.scene.value}_{self.camera.value}"]
 
-    def sequence_detections(self) -> dict | None:
-        """The detections of the selected sequence (loaded once per sequence)."""
+    def sequence_detections(self, seq_dir: Path | None = None) -> dict | None:
+        """The detections of a sequence folder (default: the selected one), loaded once per sequence; None
+        without a detection source."""
         if self.detection_source is None:
             return None
-        name = self.sequence_dir.name
-        if name not in self._detections:
+        seq_dir = self.sequence_dir if seq_dir is None else Path(seq_dir)
+        if seq_dir.name not in self._detections:
             from trackssm_lib.detections import load_detections
 
-            self._detections[name] = load_detections(self.detection_source, self.sequence_dir, seed=self.seed)
-        return self._detections[name]
+            self._detections[seq_dir.name] = load_detections(self.detection_source, seq_dir, seed=self.seed)
+        return self._detections[seq_dir.name]
 
-    def _sync_frames(self) -> None:
+    def scene_sequences(self) -> dict[str, Path]:
+        """The selected scene's sequence folders by camera."""
+        return {cam: self.sequences[f"{self.scene.value}_{cam}"] for cam in self.by_scene[self.scene.value]}
+
+    def timestamp(self) -> int:
+        """The timestamp (us) of the shown frame of the selected camera."""
+        return int(load_sequence(self.sequence_dir).timestamps[self.frame.value - 1])
+
+    def _place(self, timestamp: int | None = None, position: int | None = None) -> None:
+        """Point the slider into the selected sequence and render: its frame nearest in time to ``timestamp``, else
+        nearest to frame ``position``, else its first; always a keyframe while "keyframes only" is ticked (when the
+        sequence has keyframes)."""
         seq = load_sequence(self.sequence_dir)
-        with self.frame.hold_trait_notifications():
-            self.frame.max = max(1, len(seq))
-            self.frame.value = min(max(1, self.frame.value), self.frame.max)
+        keys = seq.frame[seq.is_key_frame]
+        pool = keys if self.key_only.value and keys.size else seq.frame
+        if timestamp is not None and pool.size:
+            target = nearest_frame(seq, timestamp, keyframes=bool(self.key_only.value))
+        elif position is not None and pool.size:
+            target = int(pool[np.argmin(np.abs(pool - int(position)))])
+        else:
+            target = int(pool[0]) if pool.size else 1
+        self._syncing = True
+        try:
+            self.frame.max = max(1, len(seq))  # may clamp the value: ignored while syncing
+            self.frame.value = target
+        finally:
+            self._syncing = False
+        self.render()
 
     def _on_scene(self, change) -> None:
         cams = self.by_scene[change["new"]]
         current = self.camera.value
-        with self.camera.hold_trait_notifications():
+        self._syncing = True  # new options select their first camera; the camera observer must not react
+        try:
             self.camera.options = cams
             self.camera.value = current if current in cams else cams[0]
-        self._sync_frames()
-        self.render()
+        finally:
+            self._syncing = False
+        self._place(position=self.frame.value)
 
     def _on_camera(self, change) -> None:
-        self._sync_frames()
-        self.render()
+        if self._syncing or change["old"] is None:
+            return
+        old = self.sequences.get(f"{self.scene.value}_{change['old']}")
+        if old is None:
+            self._place(position=self.frame.value)
+            return
+        seq = load_sequence(old)
+        self._place(timestamp=int(seq.timestamps[min(self.frame.value, len(seq)) - 1]))
 
     def _on_frame(self, change) -> None:
+        if self._syncing:
+            return
         if self.key_only.value:
             seq = load_sequence(self.sequence_dir)
             keys = seq.frame[seq.is_key_frame]
@@ -273,30 +416,45 @@ class SequenceViewer:
                 return  # that change renders
         self.render()
 
-    def _snap_and_render(self) -> None:
-        if self.key_only.value:
-            seq = load_sequence(self.sequence_dir)
-            keys = seq.frame[seq.is_key_frame]
-            if keys.size and self.frame.value not in keys:
-                self.frame.value = int(keys[np.argmin(np.abs(keys - self.frame.value))])
-                return  # the slider change renders
-        self.render()
-
     # -- drawing
-    def render(self) -> dict:
-        """Draw the selected frame into the Output widget (its ``outputs`` are set directly, as a PNG: no output
-        capture through the kernel, so it behaves the same live, under papermill and outside IPython)."""
-        fig, ax = plt.subplots(figsize=self.figsize)
-        try:
-            info = draw_frame(ax, self.sequence_dir, self.frame.value, classes=list(self.classes.value),
-                              dataroot=self.dataroot, show_gt=self.show_gt.value,
+    def _draw_overview(self) -> tuple[Figure, dict]:
+        """The six cameras at the shown frame's timestamp (:func:`draw_cameras`) -> (figure, summed counts with
+        ``frames``: {camera: frame})."""
+        t = self.timestamp()
+        keyframes = bool(self.key_only.value)
+        title = (f"{self.scene.value}: {self.camera.value} frame {self.frame.value}, t = {t} us; each camera's "
+                 f"nearest {'keyframe' if keyframes else 'frame'}")
+        fig, cams = _overview(self.scene_sequences(), t, title, width=1.6 * self.figsize[0],
+                              classes=list(self.classes.value), keyframes=keyframes, dataroot=self.dataroot,
+                              show_gt=self.show_gt.value,
                               results_dir=self.results_dir if self.show_tracks.value else None,
-                              detections=self.sequence_detections() if self.show_dets.value else None)
-            fig.tight_layout()
+                              detections=self.sequence_detections if self.show_dets.value else None)
+        info = {k: int(sum(c[k] for c in cams.values())) for k in ("boxes", "detections", "tracker_boxes")}
+        info.update(has_image=any(c["has_image"] for c in cams.values()),
+                    is_key_frame=all(c["is_key_frame"] for c in cams.values()),
+                    name=f"{self.scene.value} (all cameras)", frames={cam: c["frame"] for cam, c in cams.items()})
+        return fig, info
+
+    def render(self) -> dict:
+        """Draw the selected frame (or, with "all 6 cameras", the six cameras at its timestamp) into the Output
+        widget (its ``outputs`` are set directly, as a PNG: no output capture through the kernel, so it behaves the
+        same live, under papermill and outside IPython). Returns the counts, also kept in ``last_info``."""
+        fig = None
+        try:
+            if self.all_cameras.value:
+                fig, info = self._draw_overview()
+            else:
+                fig, ax = plt.subplots(figsize=self.figsize)
+                info = draw_frame(ax, self.sequence_dir, self.frame.value, classes=list(self.classes.value),
+                                  dataroot=self.dataroot, show_gt=self.show_gt.value,
+                                  results_dir=self.results_dir if self.show_tracks.value else None,
+                                  detections=self.sequence_detections() if self.show_dets.value else None)
+                fig.tight_layout()
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=self.dpi)
         finally:
-            plt.close(fig)
+            if fig is not None:
+                plt.close(fig)
         self.png = buf.getvalue()
         self.output.outputs = ({
             "output_type": "display_data",

@@ -291,7 +291,11 @@ def _data_stage(recipe: Mapping[str, Any], out: Path, dataroot: str | None, vers
     if dataroot:
         if not version:
             raise ZooError("--dataroot needs --version (e.g. v1.0-trainval)")
-        source = {"dataroot": str(Path(dataroot).resolve()), "version": version}
+        from trackssm_lib.nuscenes_db import table_checksums
+
+        # by content: the same tables moved to another disk are the same data stage
+        tables = json.dumps(table_checksums(dataroot, version), sort_keys=True)
+        source = {"nuscenes": version, "tables_sha256": hashlib.sha256(tables.encode()).hexdigest()}
     else:
         syn = data.get("synthetic") or {}
         version = str(syn.get("version", "v1.0-trainval"))
@@ -313,11 +317,7 @@ def _data_stage(recipe: Mapping[str, Any], out: Path, dataroot: str | None, vers
         generate_dataset(dataroot, version=version, n_scenes=syn["scenes"], seed=syn["seed"], images=False)
     nusc = load_nuscenes(Path(dataroot), version)
     splits = (("train", "val", "test") if version == "v1.0-trainval" else ("mini_train", "mini_val"))
-    max_scenes = settings["max_scenes"]
-    unknown = sorted(set(max_scenes) - set(splits))
-    if unknown:
-        raise ZooError(f"{recipe['path']}: data.max_scenes: unknown split {unknown[0]!r} for {version} "
-                       f"(splits: {', '.join(splits)})")
+    max_scenes = export_max_scenes(settings["max_scenes"], version, splits, recipe["path"])
     for split in splits:
         log.info("data: export %s (%s scenes)", split, max_scenes.get(split) or "all")
         prepare(dataroot, version, export, split=split, max_scenes=max_scenes.get(split),
@@ -325,6 +325,25 @@ def _data_stage(recipe: Mapping[str, Any], out: Path, dataroot: str | None, vers
     record = _finish_stage(out / "stages" / "data", settings, dataroot=str(dataroot), version=version,
                            minutes=(time.time() - t0) / 60)
     return export, record
+
+
+def export_max_scenes(max_scenes: Mapping[str, Any], version: str, splits: Sequence[str],
+                      where: str) -> dict[str, Any]:
+    """The recipe's ``max_scenes`` (named in either version's terms: ``train``/``val``/``test`` or ``mini_train``/
+    ``mini_val``) keyed by this version's split names; on v1.0-mini ``val`` and ``test`` are both ``mini_val``."""
+    from trackssm_lib.splits import equivalent_split
+
+    out: dict[str, Any] = {}
+    for key, value in max_scenes.items():
+        split = equivalent_split(version, key)
+        if split not in splits:
+            raise ZooError(f"{where}: data.max_scenes: unknown split {key!r} for {version} (splits: "
+                           f"{', '.join(splits)})")
+        if split in out and out[split] != value:
+            raise ZooError(f"{where}: data.max_scenes: {key!r} is {split} on {version}, which another key sets "
+                           f"to {out[split]!r}, not {value!r}")
+        out[split] = value
+    return out
 
 
 def _stage_settings(recipe: Mapping[str, Any], stage: Mapping[str, Any], seed: int) -> dict[str, Any]:
@@ -538,9 +557,12 @@ def ship(record_path: str | Path, headline: bool = False, extra_results: Mapping
     model = load_checkpoint(record["checkpoint"])
     weights = zoo_dir / f"{record['name']}.pth"
     meta = model.checkpoint_info["meta"].get("extra", {})
-    save_checkpoint(weights, model, phase=meta.get("phase"), epoch=meta.get("epoch"), val_loss=meta.get("val_loss"),
-                    recipe=record["recipe"], seed=record["seed"])
-    load_checkpoint(weights)  # strict round trip
+    if not (weights.is_file() and _same_weights(load_checkpoint(weights), model)):  # kept: no new blob in git
+        tmp = weights.with_name(f".{weights.name}.tmp")
+        save_checkpoint(tmp, model, phase=meta.get("phase"), epoch=meta.get("epoch"), val_loss=meta.get("val_loss"),
+                        recipe=record["recipe"], seed=record["seed"])
+        load_checkpoint(tmp)  # strict round trip
+        os.replace(tmp, weights)
     entry = {"name": record["name"], "weights": f"{zoo_dir.name}/{weights.name}", "sha256": file_sha256(weights),
              "recipe": record["recipe"], "track_args": record["track_args"], "headline": bool(headline),
              "train_minutes": record["train_minutes"], "machine": record["machine"],
@@ -555,6 +577,15 @@ def ship(record_path: str | Path, headline: bool = False, extra_results: Mapping
     write_json_atomic(path, entries, indent=1)
     (zoo_dir / "README.md").write_text(zoo_readme(entries))
     return entry
+
+
+def _same_weights(a: Any, b: Any) -> bool:
+    """Two models with the same architecture settings and bit-identical parameters and buffers."""
+    import torch
+
+    sa, sb = a.state_dict(), b.state_dict()
+    return (a.config == b.config and sa.keys() == sb.keys()
+            and all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa))
 
 
 def _cells(total: Mapping[str, Any] | None) -> list[str]:

@@ -14,6 +14,10 @@ out explicitly below, is that official files lack ``class_embedding.*``: those k
 without cameras lacks ``camera_embedding.*`` (the project's ``num_cameras`` option): loaded into a camera-aware
 model (the start of such a fine-tuning) those keep their zeros, and a file trained without the ego input lacks
 ``ego_encoder.*`` (the ``ego_aware`` option), whose last layer then keeps its zeros.
+
+Project files written before the option ``history`` was removed store ``"history": 5`` in their config (the shipped
+``zoo/*.pth`` among them): :func:`read_checkpoint` drops that key, since every model now reads the official 5 boxes,
+and refuses a file that stores any other value (:data:`REMOVED_OPTIONS`).
 """
 from __future__ import annotations
 
@@ -26,10 +30,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from trackssm_lib.data import HISTORY
 from trackssm_lib.model.trackssm import CAMERA_PREFIX, CLASS_PREFIX, EGO_PREFIX, TrackSSM
 
 PROJECT_FORMAT = "trackssm-nuscenes/1"
 OFFICIAL_PREFIX = "module."
+# Model options that left the code: config key -> (the only value still served, the last commit that has the option).
+REMOVED_OPTIONS: dict[str, tuple[Any, str]] = {"history": (HISTORY, "192a296")}
 
 
 class CheckpointError(ValueError):
@@ -60,9 +67,26 @@ def _is_state_dict(obj: Any) -> bool:
         and all(isinstance(v, Tensor) for v in obj.values())
 
 
+def _without_removed_options(path: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` without the keys of removed options (:data:`REMOVED_OPTIONS`) whose stored value is the one the
+    code still serves; any other stored value raises ``CheckpointError`` naming the file."""
+    config = dict(config)
+    for key, (served, commit) in REMOVED_OPTIONS.items():
+        if key not in config:
+            continue
+        value = config.pop(key)
+        if isinstance(value, bool) or value != served:
+            raise CheckpointError(f"{path}: checkpoint trained with {key}={value!r}; the project option {key!r} was "
+                                  f"removed (the model now always uses {key}={served!r}); commit {commit} is the "
+                                  f"last that has it and can load this file")
+    return config
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
                     weights_only: bool = True) -> CheckpointContents:
-    """Load ``path`` and identify its format; raises ``CheckpointError`` naming the file if it is not one.
+    """Load ``path`` and identify its format; raises ``CheckpointError`` naming the file if it is not one, or if
+    its config stores a removed option at a value the code no longer serves (:data:`REMOVED_OPTIONS`; the key is
+    dropped from ``config`` otherwise).
 
     ``weights_only=True`` (default) refuses arbitrary pickled objects; pass False only for trusted files.
     """
@@ -77,7 +101,8 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
         if not _is_state_dict(obj.get("model")):
             raise CheckpointError(f"{path}: project checkpoint without a 'model' state_dict")
         meta = {k: v for k, v in obj.items() if k not in ("model", "config")}
-        return CheckpointContents(path, "project", dict(obj["model"]), dict(obj.get("config") or {}), meta)
+        config = _without_removed_options(path, dict(obj.get("config") or {}))
+        return CheckpointContents(path, "project", dict(obj["model"]), config, meta)
     if isinstance(obj, dict) and "ddpm" in obj:
         if not _is_state_dict(obj["ddpm"]):
             raise CheckpointError(f"{path}: official checkpoint whose 'ddpm' entry is not a state_dict")
@@ -210,9 +235,6 @@ def save_official_checkpoint(path: str | os.PathLike, model: TrackSSM, epoch: in
         raise CheckpointError(f"{path}: the official format has no config, so it can only hold the official "
                               f"absolute-box model (this one has box_coder={model.box_coder!r}); use "
                               f"save_checkpoint")
-    if model.history != 5:
-        raise CheckpointError(f"{path}: the official format has no config, so it can only hold a model fed the "
-                              f"official 5 boxes (this one has history={model.history}); use save_checkpoint")
     if model.num_cameras:
         raise CheckpointError(f"{path}: the official format has no camera parameters (this model has "
                               f"num_cameras={model.num_cameras}); use save_checkpoint")

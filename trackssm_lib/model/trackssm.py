@@ -163,22 +163,17 @@ class TrackSSM(nn.Module):
     ([b1..b5 | b1-b0..b5-b4], cx cy w h) to the next box (B, 4), absolute and normalised (the last head's output).
     ``model.loss(condition, class_ids, target)`` is the official training loss. ``box_coder="relative"`` (a project
     option with the same parameters; see :mod:`trackssm_lib.model.decoder`) makes each head output a size-relative
-    change of its input box instead of the box; the default ``"absolute"`` is the official model. ``history`` is the
-    number of boxes the tracker and the training feed per condition (official 5): the encoder reads a sequence of
-    any length and returns its last step, so the parameters do not depend on it; it is stored with the checkpoint so
-    that the tracker feeds the model what it was trained on.
+    change of its input box instead of the box; the default ``"absolute"`` is the official model.
     """
 
     def __init__(self, num_classes: int = 7, output_sigmoid: bool = False, backend: str = "auto",
                  d_model: int = 256, n_layers: int = 6, d_state: int = 16, d_conv: int = 4, expand: int = 2,
                  dt_rank: int = 16, n_heads: int = 6, decoder_d_state: int = 16, decoder_dt_rank: int = 16,
-                 d_ffn: int = 512, d_input: int = 8, box_coder: str = "absolute", history: int = 5,
-                 num_cameras: int = 0, ego_aware: bool = False) -> None:
+                 d_ffn: int = 512, d_input: int = 8, box_coder: str = "absolute", num_cameras: int = 0,
+                 ego_aware: bool = False) -> None:
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
-            raise ValueError(f"history must be an integer >= 1, got {history!r}")
         if isinstance(num_cameras, bool) or not isinstance(num_cameras, int) or num_cameras < 0:
             raise ValueError(f"num_cameras must be an integer >= 0, got {num_cameras!r}")
         if not isinstance(ego_aware, bool):
@@ -187,7 +182,7 @@ class TrackSSM(nn.Module):
             num_classes=num_classes, output_sigmoid=output_sigmoid, d_model=d_model, n_layers=n_layers,
             d_state=d_state, d_conv=d_conv, expand=expand, dt_rank=dt_rank, n_heads=n_heads,
             decoder_d_state=decoder_d_state, decoder_dt_rank=decoder_dt_rank, d_ffn=d_ffn, d_input=d_input,
-            box_coder=box_coder, history=history, num_cameras=num_cameras, ego_aware=ego_aware)
+            box_coder=box_coder, num_cameras=num_cameras, ego_aware=ego_aware)
         self.num_classes = num_classes
         self.n_coords = d_input // 2
         self.encoder = Encoder(d_input=d_input, d_model=d_model, n_layers=n_layers, d_state=d_state, d_conv=d_conv,
@@ -220,11 +215,6 @@ class TrackSSM(nn.Module):
     def box_coder(self) -> str:
         """``absolute`` (official: heads output the box) or ``relative`` (heads output a size-relative change)."""
         return str(self.config["box_coder"])
-
-    @property
-    def history(self) -> int:
-        """Boxes per condition the model was trained with (official 5); the tracker keeps that many rows."""
-        return int(self.config["history"])
 
     @property
     def backend(self) -> str:

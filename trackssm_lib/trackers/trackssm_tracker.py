@@ -9,10 +9,9 @@ tracker does:
   without having been predicted in this frame (an unconfirmed track) overwrites its last row with
   ``(det, det - its last observed box)``.
 
-A model trained with a longer ``history`` (:attr:`TrackSSM.history`, a project option) keeps that many rows instead
-of 5. The model input is the deque padded at the END with copies of its last row up to that many rows, normalised
-by the image width (cx, w and their deltas) and height (cy, h and their deltas). The model returns the next
-absolute box, normalised; non-finite outputs fall back to the last box and sizes are kept >= 1 pixel.
+The model input is the deque padded at the END with copies of its last row up to 5 rows, normalised by the image
+width (cx, w and their deltas) and height (cy, h and their deltas). The model returns the next absolute box,
+normalised; non-finite outputs fall back to the last box and sizes are kept >= 1 pixel.
 
 A camera-aware model (``num_cameras`` > 0, a project option) also reads which camera sees the track: give the
 tracker its ``camera`` (a name of :data:`~trackssm_lib.constants.CAMERAS`; ``track`` takes it from the sequence
@@ -44,14 +43,13 @@ class TrackSSMTracker(BaseTracker):
     ``model``: a :class:`~trackssm_lib.model.TrackSSM` (or any callable ``predict(condition (B, 5, 8),
     class_ids (B,)) -> (B, 4)``); ``image_size``: (width, height) in pixels; ``use_class_ids``: pass the tracks'
     class ids to the model (the class offset is zero for official weights, so this changes nothing for them).
-    ``history``: rows per track fed to the model; None: the model's own ``history`` (5 for official weights and for
-    callables without one). ``camera``: the camera this tracker's sequence comes from (used by camera-aware models;
-    a camera-aware model without it runs camera-agnostic, with a warning).
+    ``camera``: the camera this tracker's sequence comes from (used by camera-aware models; a camera-aware model
+    without it runs camera-agnostic, with a warning).
     """
 
     def __init__(self, model: Any, frame_rate: float = 30.0, image_size: tuple[float, float] = (1600, 900),
-                 use_class_ids: bool = True, device: str | torch.device | None = None, history: int | None = None,
-                 camera: str | None = None, **assoc) -> None:
+                 use_class_ids: bool = True, device: str | torch.device | None = None, camera: str | None = None,
+                 **assoc) -> None:
         self.model = model
         if camera is not None and camera not in CAMERAS:
             raise ValueError(f"unknown camera {camera!r}; choose one of {list(CAMERAS)}")
@@ -61,9 +59,6 @@ class TrackSSMTracker(BaseTracker):
             warnings.warn("a camera-aware TrackSSM without the tracker's camera: it runs camera-agnostic",
                           stacklevel=2)
         self._camera_offset = int(model.num_classes) * slot_of_camera(camera) if self.num_cameras else 0
-        self.history = int(history if history is not None else getattr(model, "history", HISTORY))
-        if self.history < 1:
-            raise ValueError(f"history must be >= 1, got {self.history}")
         self.image_size = (float(image_size[0]), float(image_size[1]))
         if self.image_size[0] <= 0 or self.image_size[1] <= 0:
             raise ValueError(f"image_size must be positive, got {image_size}")
@@ -95,15 +90,15 @@ class TrackSSMTracker(BaseTracker):
     # ------------------------------------------------------------------ history
     def init_motion(self, track: Track) -> None:
         c = xyxy_to_cxcywh(track.box)
-        track.motion = deque([np.concatenate([c, np.zeros(4)])], maxlen=self.history)
+        track.motion = deque([np.concatenate([c, np.zeros(4)])], maxlen=HISTORY)
         track.extra["last_obs"] = c
 
     def build_conditions(self, tracks: Sequence[Track]) -> np.ndarray:
-        """Model inputs (K, history, 8), normalised, padded at the end with copies of the last row."""
-        out = np.empty((len(tracks), self.history, 8), dtype=np.float32)
+        """Model inputs (K, 5, 8), normalised, padded at the end with copies of the last row."""
+        out = np.empty((len(tracks), HISTORY, 8), dtype=np.float32)
         for i, t in enumerate(tracks):
             rows = list(t.motion)
-            rows += [rows[-1]] * (self.history - len(rows))
+            rows += [rows[-1]] * (HISTORY - len(rows))
             out[i] = np.asarray(rows) / self._norm
         return out
 
@@ -176,7 +171,7 @@ class TrackSSMTracker(BaseTracker):
         for t, size, obs in zip(tracks, sizes, warped[2 * n:]):
             new_rows = np.concatenate([boxes[start:start + size], boxes[start:start + size] -
                                        before[start:start + size]], axis=1)
-            t.motion = deque(list(new_rows), maxlen=self.history)
+            t.motion = deque(list(new_rows), maxlen=HISTORY)
             t.extra["last_obs"] = obs
             start += size
 
