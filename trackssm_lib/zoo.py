@@ -692,7 +692,7 @@ def _ship_command(args: Any) -> int:
         result = json.loads(Path(path).read_text())
         extra[label] = {k: result[k] for k in ("runs", "total", "sequences")}
     entry = ship(args.record, headline=args.headline, extra_results=extra)
-    print(f"shipped {entry['name']}: {ZOO_DIR / entry['weights']} (sha256 {entry['sha256']})")
+    print(f"shipped {entry['name']}: {ZOO_DIR.parent / entry['weights']} (sha256 {entry['sha256']})")
     return 0
 
 
