@@ -14,6 +14,11 @@ PROFILE ?= configs/report_demo.yaml
 .PHONY: venv test report bench clean-report
 
 venv: $(STAMP)
+	@# a checkout moved or copied to another folder: its editable install still points to the old folder
+	@if [ "$$(cat $(VENV)/.location 2>/dev/null)" != "$(CURDIR)" ]; then \
+		echo "installing trackssm_lib for $(CURDIR) (editable install of another folder)"; \
+		$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e . && \
+		echo "$(CURDIR)" > $(VENV)/.location; fi
 
 # torch first (the CPU wheel; an unpinned torch would pull GBs of CUDA packages), then the package with the
 # pinned, mutually compatible versions of constraints.txt so that no later install can move numpy.
@@ -22,6 +27,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
 	$(PY) -m pip check
+	@echo "$(CURDIR)" > $(VENV)/.location
 	@touch $(STAMP)
 
 # For the tests only: mamba-ssm's own Mamba module, installed without its CUDA kernels, is the reference for the

@@ -87,3 +87,24 @@ def test_evaluate_bars_count_sequences(export_split, tmp_path, capsys):
     ns = parser.parse_args(args + ["--quiet"])
     assert ns.func(ns) == 0
     assert "evaluate TrackEval" not in capsys.readouterr().err
+
+
+def test_tracking_sets_and_restores_the_thread_count(export_split, tmp_path):
+    import pytest
+    import torch
+
+    from trackssm_lib.tracking import TRACK_THREADS, TrackingError, run_tracking, torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    summary = run_tracking(export_split.parent, export_split.name, tracker="kalman", detections="gt",
+                           out=tmp_path / "one", progress=False, threads=1)
+    assert summary["threads"] == 1 and torch.get_num_threads() == before
+    summary = run_tracking(export_split.parent, export_split.name, tracker="kalman", detections="gt",
+                           out=tmp_path / "default", progress=False)
+    assert summary["threads"] == TRACK_THREADS
+    with pytest.raises(TrackingError, match="--threads must be >= 1, got 0"):
+        run_tracking(export_split.parent, export_split.name, tracker="kalman", out=tmp_path / "bad", threads=0)
+    assert not (tmp_path / "bad").exists()  # refused before anything was written

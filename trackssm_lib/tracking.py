@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 import warnings
@@ -36,7 +37,9 @@ from trackssm_lib.fileio import write_text_atomic
 
 TRACKERS = ("trackssm", "kalman", "oracle", "oracle-past")
 ORACLES = ("oracle", "oracle-past")  # read the ground truth
-TRACK_THREADS = 1  # torch CPU threads while tracking; measured in bench/RESULTS.md ("Tracking speed")
+# torch CPU threads while tracking: every core (on 2 quiet cores the model tracks ~1.6x faster with 2 threads than
+# with 1; bench/RESULTS.md, "Tracking speed"); pass 1 on a machine shared with other heavy processes
+TRACK_THREADS = max(1, os.cpu_count() or 1)
 RESULT_COLUMNS = ("frame", "track_id", "x", "y", "w", "h", "score", "class_id", "-1", "-1")
 
 
@@ -234,14 +237,14 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
 
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
-    """torch's CPU thread count set to ``threads`` inside the block (None: left as it is), restored after."""
+    """torch's CPU thread count set to ``threads`` inside the block (None: :data:`TRACK_THREADS`), restored after."""
     import torch
 
+    threads = TRACK_THREADS if threads is None else threads
+    if int(threads) < 1:
+        raise TrackingError(f"threads must be >= 1, got {threads}")
     before = torch.get_num_threads()
-    if threads is not None:
-        if int(threads) < 1:
-            raise TrackingError(f"threads must be >= 1, got {threads}")
-        torch.set_num_threads(int(threads))
+    torch.set_num_threads(int(threads))
     try:
         yield
     finally:
@@ -258,13 +261,15 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
     ``ego_compensation``: remove the camera's own rotation from the image motion (``camera.csv`` poses; trackssm,
     kalman and the oracles). ``progress``: a tqdm bar on stderr counting camera frames (total: the sequences'
     ``seqLength`` summed), the current scene in its postfix; nothing is printed when False. ``threads``: torch's CPU
-    threads while tracking (default :data:`TRACK_THREADS`, chosen by measurement; None: torch's own setting), so the
-    speed it reports does not depend on what else the process did.
+    threads while tracking (None: :data:`TRACK_THREADS`, every core), so the speed it reports does not depend on
+    what else the process set.
 
     Returns a summary: sequences, frames, boxes, tracks (ids over all sequences), seconds, camera frames per
     second, the output folder and the settings.
     """
     kind, name = parse_tracker(tracker)
+    if threads is not None and int(threads) < 1:
+        raise TrackingError(f"--threads must be >= 1, got {threads}")
     if checkpoint is not None and kind != "trackssm":
         raise TrackingError(f"--checkpoint is only used by the trackssm tracker, not {tracker!r}")
     if checkpoint is not None:  # zoo:NAME -> the shipped weights (an unknown name or a bad sha256 fails here)
@@ -325,7 +330,8 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
             "tracks": n_tracks, "seconds": round(seconds, 3),
             "fps": round(n_frames / seconds, 1) if seconds > 0 else None, "out": str(out), "tracker": tracker,
             "detections": str(detections), "checkpoint": None if checkpoint is None else str(checkpoint),
-            "seed": seed, "split": split, "ego_compensation": bool(ego_compensation), "threads": threads}
+            "seed": seed, "split": split, "ego_compensation": bool(ego_compensation),
+            "threads": TRACK_THREADS if threads is None else int(threads)}
 
 
 @contextlib.contextmanager
@@ -367,7 +373,8 @@ def add_track_parser(subparsers) -> argparse.ArgumentParser:
                    help="remove the camera's own rotation between frames (poses in camera.csv) before each "
                         "prediction; trackssm and kalman (off: the official tracker)")
     p.add_argument("--threads", type=int, default=TRACK_THREADS,
-                   help=f"torch CPU threads while tracking (default {TRACK_THREADS}, see bench/RESULTS.md)")
+                   help=f"torch CPU threads while tracking (default: every core, here {TRACK_THREADS}; 1 on a "
+                        f"machine shared with other heavy processes; see bench/RESULTS.md)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_track_command)
     return p
