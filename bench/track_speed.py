@@ -57,7 +57,7 @@ def variant_args(name: str) -> tuple[str, dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", type=int, default=2, help="synthetic scenes (6 cameras each)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads while tracking (run_tracking threads)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", default=["kalman", "kalman-ego", "zoo", *BOXMOT_VARIANTS],
                         choices=["kalman", "kalman-ego", "zoo", *BOXMOT_VARIANTS])
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             tracker, kwargs = variant_args(name)
             r = run_tracking(export, "mini_val" if (export / "mini_val").is_dir() else "mini_train", tracker=tracker,
                              detections="noisy", out=Path(tmp) / "results" / name.replace(":", "_"), seed=args.seed,
-                             progress=False, **kwargs)
+                             progress=False, threads=args.threads, **kwargs)
             print(f"{name:18s} {r['fps']:8.1f} camera frames/s  ({r['frames']} camera frames of {r['sequences']} "
                   f"sequences in {r['seconds']:.1f} s; {r['boxes']} result boxes)", flush=True)
     return 0

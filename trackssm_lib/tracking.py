@@ -37,8 +37,9 @@ from trackssm_lib.fileio import write_text_atomic
 
 TRACKERS = ("trackssm", "kalman", "oracle", "oracle-past")
 ORACLES = ("oracle", "oracle-past")  # read the ground truth
-# torch CPU threads while tracking: every core (on 2 quiet cores the model tracks ~1.6x faster with 2 threads than
-# with 1; bench/RESULTS.md, "Tracking speed"); pass 1 on a machine shared with other heavy processes
+# torch CPU threads while tracking: every core (on 2 quiet cores the shipped model tracks 155-186 camera frames/s
+# with 2 threads and 133 with 1; bench/RESULTS.md, "Tracking speed"); pass 1 on a machine shared with other heavy
+# processes, where 2 threads fall far lower
 TRACK_THREADS = max(1, os.cpu_count() or 1)
 RESULT_COLUMNS = ("frame", "track_id", "x", "y", "w", "h", "score", "class_id", "-1", "-1")
 
