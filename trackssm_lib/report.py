@@ -7,11 +7,14 @@ in the nuScenes schema generated on first use), where outputs go, and the parame
    dataset (generated into the profile's ``synthetic.folder``; reused when complete);
 2. each notebook ``notebooks/<name>.ipynb`` is executed by papermill (a kernel running this interpreter) into
    ``<book_dir>/chapters/<name>.ipynb`` (written to a temporary file, then renamed); the notebook records its key
-   figures in ``<output_dir>/<name>.json``;
+   figures in ``<output_dir>/<name>.json``; the executed copy is made fit for the book (:func:`publishable`);
 3. ``jupyter-book build <book_dir>`` (execution is off in ``_config.yml``: the book shows the executed copies).
 
 Relative paths in a profile are relative to the project root (the folder holding ``notebooks/`` and ``book/``).
 A second run reuses what is already prepared: the dataset is reused and the export skips complete sequences.
+
+A chapter run on its own (JupyterLab, plain papermill) gets the same dataset, export and output folder from
+:func:`chapter_inputs` and makes what the earlier chapters would have made with :func:`ensure_prerequisites`.
 """
 from __future__ import annotations
 
