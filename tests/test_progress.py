@@ -20,6 +20,18 @@ def sequence_dirs(split: Path) -> list[Path]:
     return sorted(p for p in split.iterdir() if (p / "gt" / "gt.txt").is_file())
 
 
+def check_cli(add_parser, args: list[str], capsys, desc: str, count: str) -> None:
+    """The command line shows the bar ``desc`` ending at ``count``, and none with ``--quiet``."""
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    ns = parser.parse_args(args)
+    assert ns.func(ns) == 0
+    assert count in last_bar(capsys.readouterr().err, desc)
+    ns = parser.parse_args(args + ["--quiet"])
+    assert ns.func(ns) == 0
+    assert desc not in capsys.readouterr().err
+
+
 def test_track_scene_reports_frames_within_a_scene(export_split):
     from trackssm_lib.tracking import group_scenes, track_scene
 
@@ -46,16 +58,9 @@ def test_track_bar_counts_camera_frames(export_split, tmp_path, capsys):
     run_tracking(export_split.parent, export_split.name, tracker="kalman", detections="gt", out=tmp_path / "off",
                  progress=False)
     assert "track kalman" not in capsys.readouterr().err
-    parser = argparse.ArgumentParser()
-    add_track_parser(parser.add_subparsers(dest="command", required=True))
-    args = ["track", "--data", str(export_split.parent), "--split", export_split.name, "--tracker", "kalman",
-            "--out", str(tmp_path / "cli")]
-    ns = parser.parse_args(args)
-    assert ns.func(ns) == 0
-    assert f" {total}/{total} " in last_bar(capsys.readouterr().err, "track kalman")
-    ns = parser.parse_args(args + ["--quiet"])
-    assert ns.func(ns) == 0
-    assert "track kalman" not in capsys.readouterr().err
+    check_cli(add_track_parser, ["track", "--data", str(export_split.parent), "--split", export_split.name,
+                                 "--tracker", "kalman", "--out", str(tmp_path / "cli")],
+              capsys, "track kalman", f" {total}/{total} ")
 
 
 def test_evaluate_bars_count_sequences(export_split, tmp_path, capsys):
@@ -78,15 +83,8 @@ def test_evaluate_bars_count_sequences(export_split, tmp_path, capsys):
         bar = last_bar(err, "evaluate TrackEval")
         assert f" {n}/{n} " in bar and "seq" in bar
         assert dirs[-1].name in bar                          # TrackEval's serial loop reached the last sequence
-    parser = argparse.ArgumentParser()
-    add_evaluate_parser(parser.add_subparsers(dest="command", required=True))
-    args = ["evaluate", "--gt", str(export_split), "--results", str(results), "--out", str(tmp_path / "cli")]
-    ns = parser.parse_args(args)
-    assert ns.func(ns) == 0
-    assert f" {n}/{n} " in last_bar(capsys.readouterr().err, "evaluate TrackEval")
-    ns = parser.parse_args(args + ["--quiet"])
-    assert ns.func(ns) == 0
-    assert "evaluate TrackEval" not in capsys.readouterr().err
+    check_cli(add_evaluate_parser, ["evaluate", "--gt", str(export_split), "--results", str(results), "--out",
+                                    str(tmp_path / "cli")], capsys, "evaluate TrackEval", f" {n}/{n} ")
 
 
 def test_tracking_sets_and_restores_the_thread_count(export_split, tmp_path):

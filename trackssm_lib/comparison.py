@@ -242,9 +242,9 @@ def compare_trackers(data_dir: str | Path, split: str, trackers: Sequence[Mappin
                     cached = json.loads(settings_file.read_text())
                 except ValueError:
                     cached = None
-            same = cached and {k: v for k, v in cached.get("settings", {}).items() if k != "checkpoint"} == \
-                {k: v for k, v in settings.items() if k != "checkpoint"}  # the checkpoint by its sha256, not its path
-            if same:
+            # the same run: the checkpoint by its sha256 (in ``key``), not its path
+            if cached and json.dumps({k: v for k, v in cached.get("settings", {}).items() if k != "checkpoint"},
+                                     sort_keys=True) == key:
                 metrics = json.loads((eval_dir / "metrics.json").read_text())
                 fps = cached.get("fps")
                 say(f"{spec['name']} ({det}): reusing {run_dir}")

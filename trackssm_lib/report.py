@@ -203,10 +203,13 @@ def chapter_defaults(name: str, nb_dir: Path | None = None) -> dict[str, Any]:
     """The values of a chapter's ``parameters`` cell (the defaults a JupyterLab user runs with); each must be a
     Python literal."""
     src = (nb_dir or PROJECT_ROOT / DEFAULTS["notebook_dir"]) / f"{name}.ipynb"
-    if not src.is_file():
-        return {}
+    return literal_defaults(src, notebook_parameters(src)) if src.is_file() else {}
+
+
+def literal_defaults(src: Path, declared: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of a ``parameters`` cell read by :func:`notebook_parameters`."""
     out = {}
-    for key, info in notebook_parameters(src).items():
+    for key, info in declared.items():
         try:
             out[key] = ast.literal_eval(info["default"])
         except (ValueError, SyntaxError) as err:
@@ -493,7 +496,7 @@ def notebook_run_parameters(prof: dict, nb_dir: Path, ds: dict, out_dir: Path) -
         if unknown:
             raise ValueError(f"unknown parameter(s) {unknown} for notebook {name} in report profile "
                              f"{prof['_path']}; the notebook declares {sorted(declared)}")
-        params = {**chapter_defaults(name, nb_dir), **{k: v for k, v in common.items() if k in declared}, **given}
+        params = {**literal_defaults(src, declared), **{k: v for k, v in common.items() if k in declared}, **given}
         params = {k: _adapt_split(v, ds["version"]) if k.endswith("split") else v for k, v in params.items()}
         if "export_dir" in declared:  # chapter 02's export, read by the later chapters
             params["export_dir"] = str(export_dir)

@@ -310,7 +310,7 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
     # postfix; track_scene reports them every 12 frame indices, and each scene is topped up to its length at its end.
     bar = tqdm(total=sum(seq_lengths.values()), desc=f"track {tracker}", unit="frame", disable=not progress,
                file=sys.stderr)
-    with torch_threads(threads), _closing(bar):
+    with torch_threads(threads), contextlib.closing(bar):
         for scene, dirs in scenes.items():
             bar.set_postfix_str(f"{scene} ({len(dirs)} cameras)", refresh=False)
             done = bar.n + sum(seq_lengths[d] for d in dirs)
@@ -334,13 +334,6 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
             "seed": seed, "split": split, "ego_compensation": bool(ego_compensation),
             "threads": TRACK_THREADS if threads is None else int(threads)}
 
-
-@contextlib.contextmanager
-def _closing(bar):
-    try:
-        yield bar
-    finally:
-        bar.close()
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
