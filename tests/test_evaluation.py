@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -120,11 +121,13 @@ def test_planted_identity_swap_gives_one_idsw(export_split, tmp_path, protocol):
     assert out["combined_det_avg"]["IDSW"] == 1
 
 
-def test_missing_sequence_counts_as_misses(export_split, tmp_path):
+def test_missing_sequence_counts_as_misses(export_split, tmp_path, capsys):
     results = perfect_results(export_split, tmp_path / "res")
     dropped = sequences(export_split)[0].name
     (results / f"{dropped}.txt").unlink()
     out = evaluate(export_split, results, tmp_path / "out", print_summary=False)
+    n = len(sequences(export_split))
+    assert f"warning: 1 of {n} sequences have no result file in {results}" in capsys.readouterr().err
     assert out["missing_sequences"] == [dropped]
     assert dropped in out["sequences"]
     assert out["combined_class_avg"]["HOTA"] < 100.0 and out["combined_det_avg"]["MOTA"] < 100.0
@@ -133,6 +136,61 @@ def test_missing_sequence_counts_as_misses(export_split, tmp_path):
     summary = (tmp_path / "out" / "summary.txt").read_text()
     assert "MISSING" in summary and dropped in summary
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["missing_sequences"] == [dropped]
+
+
+def test_results_folder_without_any_sequence_is_an_error(export_split, tmp_path, capsys):
+    """An empty results folder (or one holding no <sequence>.txt) scored nothing: an error naming the folder and
+    the expected files, exit code 2 on the command line, no metrics written (the old code reported all-zero
+    metrics and exit 0)."""
+    from trackssm_lib import cli
+
+    results = tmp_path / "res"
+    results.mkdir()
+    (results / "notes.md").write_text("not a result\n")
+    first = sequences(export_split)[0].name
+    with pytest.raises(EvaluationError, match=rf"no result file in {re.escape(str(results))}.*{first}\.txt"):
+        evaluate(export_split, results, tmp_path / "out", print_summary=False)
+    args = ["evaluate", "--gt", str(export_split), "--results", str(results), "--out", str(tmp_path / "out"),
+            "--quiet"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"error: no result file in {results}" in err and f"{first}.txt" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_track_id_changing_class_names_file_and_line(export_split, tmp_path):
+    """Classes are evaluated separately: an id that changes class would count as two tracks. The error names the
+    file and the first line where the id has another class, and the line of its first class."""
+    results = perfect_results(export_split, tmp_path / "res")
+    target = results / f"{sequences(export_split)[-1].name}.txt"
+    rows = np.loadtxt(target, delimiter=",", ndmin=2)
+    first = 0
+    later = [k for k in range(1, len(rows)) if rows[k, 1] == rows[first, 1]]
+    assert later, "the first track of the sequence has a single row"
+    k = later[len(later) // 2]
+    rows[k:, 7] = np.where(rows[k:, 1] == rows[first, 1], (rows[first, 7] + 1) % len(CLASS_NAMES), rows[k:, 7])
+    write_rows(target, rows)
+    cls = int(rows[first, 7])
+    with pytest.raises(EvaluationError) as err:
+        evaluate(export_split, results, tmp_path / "out", print_summary=False)
+    msg = str(err.value)
+    assert f"{target}, line {k + 1}: track id {int(rows[first, 1])} has class {(cls + 1) % len(CLASS_NAMES)}" in msg
+    assert f"but class {cls} ({CLASS_NAMES[cls]}) on line 1" in msg
+    assert not (tmp_path / "out").exists()
+
+
+def test_ground_truth_id_changing_class_is_still_read(export_split, tmp_path):
+    """The one-class rule is for tracker results only: ground truth is read as before."""
+    gt_dir = tmp_path / "gt"
+    shutil.copytree(export_split, gt_dir)
+    results = perfect_results(gt_dir, tmp_path / "res")
+    path = sequences(gt_dir)[-1] / "gt" / "gt.txt"
+    lines = [line.split(",") for line in path.read_text().splitlines()]
+    k = max(i for i, parts in enumerate(lines) if parts[1] == lines[0][1])  # the first track's last row
+    lines[k][7] = str((int(lines[0][7]) + 1) % len(CLASS_NAMES))
+    path.write_text("".join(",".join(parts) + "\n" for parts in lines))
+    out = evaluate(gt_dir, results, None, protocol="all", print_summary=False)
+    assert out["combined_det_avg"]["GT_Dets"] == sum(len(read_gt(s)) for s in sequences(gt_dir))
 
 
 def _bad_results(export_split: Path, tmp_path: Path, line_no: int, new_line: str) -> tuple[Path, Path]:

@@ -230,3 +230,73 @@ def test_cli_missing_and_broken_table(real_scene_root, tmp_path, capsys):
     assert code == 2 and "ego_pose.json" in err
     assert not (tmp_path / "o").exists()
     assert len(TABLES) == 13
+
+
+def _changed_copy(root: Path, dest: Path, scene_index: int = 0) -> Path:
+    """A copy of the dataset whose first annotation in scene ``scene_index`` is 0.3 m wider."""
+    shutil.copytree(root, dest)
+    tables = dest / "v1.0-mini"
+    scene = json.loads((tables / "scene.json").read_text())[scene_index]
+    rows = json.loads((tables / "sample_annotation.json").read_text())
+    row = next(r for r in rows if r["sample_token"] == scene["first_sample_token"])
+    row["size"] = [row["size"][0] + 0.3, *row["size"][1:]]
+    (tables / "sample_annotation.json").write_text(json.dumps(rows))
+    return dest
+
+
+def test_changed_tables_rebuild_only_the_sequences_that_read_them(synth_root, tmp_path):
+    cams = ["CAM_FRONT", "CAM_BACK"]
+    prepare(synth_root, "v1.0-mini", tmp_path / "o", cameras=cams, progress=False)
+    changed = _changed_copy(synth_root, tmp_path / "nusc")
+    with pytest.raises(DataError, match="use --overwrite"):
+        prepare(changed, "v1.0-mini", tmp_path / "o", cameras=cams, progress=False)
+    stats = prepare(changed, "v1.0-mini", tmp_path / "o", cameras=cams, overwrite=True, progress=False)
+    assert stats["_timing"]["changed"] == 2 and stats["_timing"]["carried"] == 4  # one scene of three
+    assert not export_mod.staging_dir(tmp_path / "o").exists()
+    prepare(changed, "v1.0-mini", tmp_path / "fresh", cameras=cams, progress=False)
+    assert _tree_hashes(tmp_path / "o") == _tree_hashes(tmp_path / "fresh")
+
+
+def test_failed_overwrite_leaves_the_old_export_and_resumes(synth_root, tmp_path, monkeypatch):
+    prepare(synth_root, "v1.0-mini", tmp_path / "o", cameras=["CAM_FRONT"], progress=False)
+    before = _tree_hashes(tmp_path / "o")
+    real_write, calls = export_mod.write_sequence, []
+
+    def fails_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(export_mod, "write_sequence", fails_second)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(synth_root, "v1.0-mini", tmp_path / "o", cameras=["CAM_FRONT"], interp="linear2d", overwrite=True,
+                progress=False)
+    assert _tree_hashes(tmp_path / "o") == before  # nothing lost, nothing mixed in
+    monkeypatch.setattr(export_mod, "write_sequence", real_write)
+    stats = prepare(synth_root, "v1.0-mini", tmp_path / "o", cameras=["CAM_FRONT"], interp="linear2d",
+                    overwrite=True, progress=False)
+    assert stats["_timing"]["written"] == 2 and stats["_timing"]["skipped"] == 1  # the interrupted run's first
+    prepare(synth_root, "v1.0-mini", tmp_path / "fresh", cameras=["CAM_FRONT"], interp="linear2d", progress=False)
+    assert _tree_hashes(tmp_path / "o") == _tree_hashes(tmp_path / "fresh")
+
+
+def test_missing_or_damaged_files_are_rebuilt_and_counted(synth_root, tmp_path, capsys):
+    prepare(synth_root, "v1.0-mini", tmp_path / "o", split="mini_train", cameras=["CAM_FRONT"], progress=False)
+    before = _tree_hashes(tmp_path / "o")
+    seqs = sorted((tmp_path / "o" / "mini_train").iterdir())
+    text = (seqs[0] / "gt" / "gt.txt").read_text()
+    (seqs[0] / "gt" / "gt.txt").write_text(text[: len(text) // 2])  # truncated
+    (seqs[1] / "frames.csv").unlink()
+    code = main(["prepare", "--dataroot", str(synth_root), "--version", "v1.0-mini", "--out", str(tmp_path / "o"),
+                 "--split", "mini_train", "--cameras", "CAM_FRONT", "--quiet"])
+    assert code == 0 and "2 sequence(s) rebuilt: files missing or damaged" in capsys.readouterr().err
+    assert _tree_hashes(tmp_path / "o") == before
+    # an export made before inputs.json existed: recorded as it is, not rebuilt
+    for seq in seqs:
+        (seq / "inputs.json").unlink()
+    stats = prepare(synth_root, "v1.0-mini", tmp_path / "o", split="mini_train", cameras=["CAM_FRONT"],
+                    progress=False)
+    assert stats["_timing"]["adopted"] == len(seqs) and stats["_timing"]["written"] == 0
+    assert {p for p in _tree_hashes(tmp_path / "o") if not p.endswith("inputs.json")} == {
+        p for p in before if not p.endswith("inputs.json")}

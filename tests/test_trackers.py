@@ -305,6 +305,20 @@ def test_boxmot_trackers_keep_identities(name, needs_boxmot):
     assert ids_by_class[CAR] != ids_by_class[PED]
 
 
+def test_boxmot_ids_shared_by_two_classes_become_two_tracks():
+    """BoxMOT 19's per-class trackers may report one id in two classes: the adapter makes them two tracks, so that
+    no result file has an id that changes class."""
+    class SameIdTwice:  # BoxMOT's output rows: x1, y1, x2, y2, id, conf, cls, det_ind
+        def update(self, dets, img):
+            return np.array([[0, 0, 10, 10, 7, 0.9, CAR, 0], [50, 50, 60, 80, 7, 0.9, PED, 1]])
+
+    trk = object.__new__(BoxMOTTracker)
+    trk.tracker, trk._img, trk._ids = SameIdTwice(), None, {}
+    first, second = trk.update(np.zeros((2, 6))), trk.update(np.zeros((2, 6)))
+    assert first[:, 4].tolist() == [1, 2] and second[:, 4].tolist() == [1, 2]
+    assert first[:, [0, 1, 2, 3, 5, 6, 7]].tolist() == [[0, 0, 10, 10, 0.9, CAR, 0], [50, 50, 60, 80, 0.9, PED, 1]]
+
+
 def test_boxmot_through_run_tracking_and_evaluate(export_dir, tmp_path, needs_boxmot):
     from trackssm_lib.evaluation import evaluate
     from trackssm_lib.tracking import run_tracking
@@ -391,3 +405,87 @@ def test_track_parser_hook(export_dir, tmp_path):
                               "--detections", "noisy", "--out", str(tmp_path / "r"), "--quiet"])
     assert args.func(args) == 0
     assert len(list((tmp_path / "r").glob("*.txt"))) == 6
+
+
+# ------------------------------------------------------------------------------------ detections outside a sequence
+def _seq_length(seq_dir: Path) -> int:
+    return int(next(ln for ln in (seq_dir / "seqinfo.ini").read_text().splitlines()
+                    if ln.startswith("seqLength=")).split("=")[1])
+
+
+def _gt_detection_folder(seq_dirs: list[Path], dest: Path) -> Path:
+    """``dest/<sequence>.txt`` with every GT box as a detection ``frame,-1,x,y,w,h,1,class``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for d in seq_dirs:
+        gt = np.loadtxt(d / "gt" / "gt.txt", delimiter=",", ndmin=2)
+        rows = [f"{int(r[0])},-1,{r[2]!r},{r[3]!r},{r[4]!r},{r[5]!r},1,{int(r[7])}\n" for r in gt]
+        (dest / f"{d.name}.txt").write_text("".join(rows))
+    return dest
+
+
+def test_clip_to_sequence_counts_rows_outside():
+    from trackssm_lib.tracking import clip_to_sequence
+
+    dets = {0: det(1, 1, 5, 5), 1: np.concatenate([det(1, 1, 5, 5), det(9, 9, 20, 20)]), 4: det(2, 2, 6, 6),
+            5: np.concatenate([det(1, 1, 5, 5)] * 3), 6: NONE}
+    kept, dropped = clip_to_sequence(dets, 4)
+    assert sorted(kept) == [1, 4] and len(kept[1]) == 2
+    assert dropped == {"rows": 4, "first_frame": 0, "last_frame": 5}
+    kept, dropped = clip_to_sequence({1: det(1, 1, 5, 5), 3: NONE}, 2)
+    assert sorted(kept) == [1] and dropped is None  # an empty frame outside: dropped, not counted
+    assert clip_to_sequence(dets, None) == (dets, None)  # no seqLength: nothing dropped
+
+
+def test_detections_beyond_seq_length_are_clipped_and_counted(export_split, tmp_path, capsys):
+    from trackssm_lib.evaluation import evaluate
+    from trackssm_lib.tracking import run_tracking
+
+    seq_dirs = sorted(d for d in export_split.iterdir() if (d / "seqinfo.ini").is_file())
+    dets = _gt_detection_folder(seq_dirs, tmp_path / "dets")
+    run = dict(tracker="kalman", detections=dets, progress=False, threads=1)
+    valid = run_tracking(export_split.parent, export_split.name, out=tmp_path / "valid", **run)
+    assert valid["clipped_detections"] == {} and "warning" not in capsys.readouterr().err
+    # three rows after the sequence's end, continuing its last box: tracked (and written) by the old code
+    seq, length = seq_dirs[-1], _seq_length(seq_dirs[-1])
+    last = (dets / f"{seq.name}.txt").read_text().splitlines()[-1].split(",", 1)[1]
+    with (dets / f"{seq.name}.txt").open("a") as fh:
+        fh.write("".join(f"{length + k},{last}\n" for k in (1, 2, 3)))
+    clipped = run_tracking(export_split.parent, export_split.name, out=tmp_path / "clipped", **run)
+    assert clipped["clipped_detections"] == {seq.name: {"rows": 3, "first_frame": length + 1,
+                                                        "last_frame": length + 3}}
+    err = capsys.readouterr().err
+    assert f"warning: {seq.name}: 3 detection row(s) at frames {length + 1}..{length + 3}" in err
+    assert f"seqLength={length}" in err and err.count("warning") == 1
+    for d in seq_dirs:  # the results are exactly those of the valid detections
+        name = f"{d.name}.txt"
+        assert (tmp_path / "clipped" / name).read_bytes() == (tmp_path / "valid" / name).read_bytes()
+    evaluate(export_split, tmp_path / "clipped", None, print_summary=False)  # no frame beyond seqLength
+
+
+def test_bad_detection_file_stops_the_run_before_any_result(export_split, tmp_path, capsys):
+    """A malformed detection file of the second scene: an error naming it and its line, exit code 2 on the command
+    line, and no result file at all (the old code had written the first scene's)."""
+    from trackssm_lib import cli
+    from trackssm_lib.detections import DetectionError
+    from trackssm_lib.tracking import run_tracking
+
+    both = tmp_path / "data" / "both"  # a split of two scenes: both splits of the export
+    both.mkdir(parents=True)
+    for d in sorted(export_split.parent.glob("*/*/seqinfo.ini")):
+        (both / d.parent.name).symlink_to(d.parent)
+    seq_dirs = sorted(both.iterdir())
+    assert len({d.name.split("_")[0] for d in seq_dirs}) == 2
+    dets = _gt_detection_folder(seq_dirs, tmp_path / "dets")
+    bad = dets / f"{seq_dirs[-1].name}.txt"
+    lines = bad.read_text().splitlines()
+    lines[2] = "7,-1,10,20"
+    bad.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "res"
+    with pytest.raises(DetectionError, match=rf"{bad.name}:3\b"):
+        run_tracking(tmp_path / "data", "both", tracker="kalman", detections=dets, out=out, progress=False, threads=1)
+    assert not out.exists() or not list(out.iterdir())
+    code = cli.main(["track", "--data", str(tmp_path / "data"), "--split", "both", "--tracker", "kalman",
+                     "--detections", str(dets), "--out", str(out), "--quiet", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{bad.name}:3" in err and "Traceback" not in err
+    assert not out.exists() or not list(out.iterdir())

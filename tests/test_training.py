@@ -33,8 +33,9 @@ def export_root(tmp_path_factory) -> Path:
     return tmp / "export"
 
 
-def run(config: Path, data: Path, out: Path, *extra: str, resume: bool = False) -> dict:
-    return train_main(config, data=data, overrides=TINY + [f"output_dir={out}", *extra], resume=resume)
+def run(config: Path, data: Path, out: Path, *extra: str, resume: bool = False, overwrite: bool = False) -> dict:
+    return train_main(config, data=data, overrides=TINY + [f"output_dir={out}", *extra], resume=resume,
+                      overwrite=overwrite)
 
 
 def state(path: Path) -> dict[str, torch.Tensor]:
@@ -91,6 +92,85 @@ def test_resume_equals_uninterrupted(phase1, export_root, tmp_path):
     assert again["epochs_run"] == 0 and again["stop_reason"] == "max_epochs"
 
 
+def test_rerun_without_resume_refuses_to_overwrite(phase1, export_root, tmp_path, capsys):
+    """A finished run's checkpoints are never replaced by a plain rerun: the error (exit 2) names the checkpoint and
+    both flags; --overwrite starts a new run in its place; --resume and --overwrite exclude each other."""
+    import shutil
+
+    out, _ = phase1
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "weights").rglob("*.pth")}
+    with pytest.raises(FileExistsError, match=r"phase1_decoder_last\.pth; pass --resume .* or --overwrite"):
+        run(PHASE1, export_root, out, "epochs=3")
+    args = ["--config", str(PHASE1), "--data", str(export_root), "--set", *TINY, f"output_dir={out}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "phase1_decoder_last.pth" in err and "--resume" in err and "--overwrite" in err
+    assert "Traceback" not in err
+    assert {p: p.stat().st_mtime_ns for p in (out / "weights").rglob("*.pth")} == mtimes
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--resume", "--overwrite"])
+    assert exc.value.code == 2
+    # a best checkpoint alone (the run stopped before writing its last) is an earlier run too
+    best1 = out / "weights" / "phase1" / "phase1_decoder_best.pth"
+    (tmp_path / "weights" / "phase1").mkdir(parents=True)
+    shutil.copy(best1, tmp_path / "weights" / "phase1" / best1.name)
+    with pytest.raises(FileExistsError, match=r"phase1_decoder_best\.pth"):
+        run(PHASE1, export_root, tmp_path, "epochs=1", f"init_checkpoint={best1}")
+    fresh = run(PHASE1, export_root, tmp_path, "epochs=1", f"init_checkpoint={best1}", overwrite=True)
+    assert fresh["epochs_run"] == 1 and fresh["start"] == f"init_checkpoint {best1}"
+    assert extra(tmp_path / "weights" / "phase1" / "phase1_decoder_last.pth")["epoch"] == 1
+    assert "overwrite: removed the earlier run's" in (tmp_path / "logs" / "phase1_training.log").read_text()
+
+
+def test_resume_applies_or_refuses_each_changed_setting(phase1, export_root, tmp_path):
+    """On --resume a changed setting is applied (epochs) or refused with the key, both values and the way out (lr,
+    seed, a per-epoch cap, other data); the export is compared by identity, so a moved copy resumes."""
+    import json
+    import shutil
+
+    out, _ = phase1
+    shutil.copytree(out / "weights", tmp_path / "weights")
+    for change, old, new in (("lr=5e-4", "0.0001", "0.0005"), ("seed=1", "0", "1"),
+                             ("max_train_batches=3", "2", "3")):
+        key = change.split("=")[0]
+        with pytest.raises(ConfigError, match=rf"{key}: {old} in the checkpoint, {new} now.*--overwrite or another "
+                                              rf"output_dir"):
+            run(PHASE1, export_root, tmp_path, "epochs=3", change, resume=True)
+    moved = tmp_path / "moved_export"
+    shutil.copytree(export_root, moved)
+    same = run(PHASE1, moved, tmp_path, "epochs=3", resume=True)
+    assert same["epochs_run"] == 0 and same["stop_reason"] == "max_epochs"
+    manifest = json.loads((moved / "export.json").read_text())
+    (moved / "export.json").write_text(json.dumps({**manifest, "interp": "linear2d"}))
+    with pytest.raises(ConfigError, match=r"--resume: .*other settings \(data: '"):
+        run(PHASE1, moved, tmp_path, "epochs=3", resume=True)
+    longer = run(PHASE1, export_root, tmp_path, "epochs=4", resume=True)
+    assert longer["epochs_run"] == 1 and longer["last_epoch"] == 4
+
+
+def test_set_errors_name_the_key_and_what_it_accepts(export_root, tmp_path, capsys):
+    """Every bad --set value names the key and the accepted type or values, before any data is read."""
+    cases = {"max_train_batches=abc": r"'max_train_batches' expects int >= 1 or null, got 'abc'",
+             "max_train_batches=0": r"'max_train_batches' must be >= 1, got 0",
+             "device=gpu": r"'device' must be auto, cpu, cuda or cuda:N \(N: a GPU index\), got 'gpu'",
+             "backend=fast": r"'backend' must be one of auto, torch, mamba_ssm, got 'fast'",
+             "epochs=null": r"'epochs' expects int >= 1, got null",
+             "amp=1": r"'amp' expects bool \(true or false\), got 1",
+             "phase=3": r"'phase' must be one of 1, 2, got 3"}
+    for item, message in cases.items():
+        with pytest.raises(ConfigError, match=rf"--set '{item}': config key {message}"):
+            load_config(PHASE1, [item])
+    assert load_config(PHASE1, ["output_dir=2024"])["output_dir"] == "2024"  # a folder named by a number
+    assert load_config(PHASE1, ["device=cuda:1", "grad_clip=null"])["grad_clip"] is None
+    for item in ("device=gpu", "max_train_batches=abc"):
+        assert main(["--config", str(PHASE1), "--data", str(export_root), "--set", item]) == 2
+        err = capsys.readouterr().err
+        assert item.split("=")[0] in err and "Traceback" not in err
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"'device' is 'cuda', but torch sees no CUDA device"):
+            run(PHASE1, export_root, tmp_path, "device=cuda")
+
+
 # ------------------------------------------------------------------------------------------------ phase 2
 def test_phase2_two_groups_logged_to_tensorboard(phase1, export_root, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -125,6 +205,16 @@ def test_early_stopping_stops(phase1, export_root, tmp_path):
     assert summary["stop_reason"] == "early_stopped"
     assert summary["epochs_run"] == 2 and summary["best_epoch"] == 1
     assert extra(tmp_path / "weights" / "phase2" / "phase2_full_last.pth")["early_stopped"]
+    # a larger patience is applied on resume: the run continues until 3 bad epochs in a row
+    args = ["epochs=6", "encoder_lr=0", "decoder_lr=0", f"phase1_checkpoint={best1}"]
+    more = run(PHASE2, export_root, tmp_path, *args, "patience=3", resume=True)
+    assert more["stop_reason"] == "early_stopped" and more["epochs_run"] == 2 and more["last_epoch"] == 4
+    # a learning rate is not: refused by name with both values, nothing written
+    before = (tmp_path / "weights" / "phase2" / "phase2_full_last.pth").stat().st_mtime_ns
+    with pytest.raises(ConfigError, match=r"decoder_lr: 0\.0 in the checkpoint, 0\.001 now.*--overwrite"):
+        run(PHASE2, export_root, tmp_path, "epochs=6", "encoder_lr=0", "decoder_lr=1e-3", "patience=6",
+            f"phase1_checkpoint={best1}", resume=True)
+    assert (tmp_path / "weights" / "phase2" / "phase2_full_last.pth").stat().st_mtime_ns == before
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(phase1, export_root, tmp_path):

@@ -29,8 +29,18 @@ def _prepare(args: argparse.Namespace) -> int:
                     overwrite=args.overwrite, progress=not args.quiet, max_scenes=args.max_scenes)
     timing = stats.pop("_timing")
     print(json.dumps({k: stats[k] for k in ("splits", "sequences", "frames", "boxes", "keyframe_share")}))
-    print(f"tables loaded in {timing['load_tables_s']:.1f} s; export {timing['export_s']:.1f} s "
+    print(f"tables loaded in {timing['load_tables_s']:.1f} s, checked in {timing['check_tables_s']:.1f} s; "
+          f"export {timing['export_s']:.1f} s "
           f"({timing['written']} written, {timing['skipped']} already complete)", file=sys.stderr)
+    rebuilt = {"repaired": "rebuilt: files missing or damaged", "changed": "rebuilt: inputs changed",
+               "carried": "carried over unchanged from the replaced export",
+               "dropped": "outside this selection and changed: left out",
+               "adopted": "recorded (made before fingerprints)"}
+    for key, what in rebuilt.items():
+        if timing.get(key):
+            print(f"  {timing[key]} sequence(s) {what}", file=sys.stderr)
+    for what, count in stats.get("input_warnings", {}).items():
+        print(f"warning: {count} x {what} (counted in stats.json)", file=sys.stderr)
     return 0
 
 
@@ -47,6 +57,20 @@ def _train(args: argparse.Namespace) -> int:
     from trackssm_lib.training import train_command  # imports torch: only when training
 
     return train_command(args)
+
+
+def _train_interrupted(args: argparse.Namespace) -> str:
+    from trackssm_lib.training import interrupted_message
+
+    return interrupted_message(args)
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """The Ctrl-C message of the command ``args`` runs (its ``on_interrupt``, else the export's)."""
+    on_interrupt = getattr(args, "on_interrupt", None)
+    if on_interrupt is not None:
+        return on_interrupt(args)
+    return "interrupted: complete sequences are kept, rerun to resume"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interp", default="3d", choices=INTERP_MODES)
     p.add_argument("--clip", default="exact", choices=CLIP_MODES)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--overwrite", action="store_true", help="rewrite sequences that are already complete")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an export made with other settings or from changed tables (built beside it, "
+                        "keeping unchanged sequences, swapped in when complete); with the same settings, rewrite "
+                        "the selected sequences")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_prepare)
 
@@ -92,9 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="YAML config (configs/nuscenes_phase1.yaml, ..._phase2.yaml)")
     p.add_argument("--data", default=None, help="prepared export folder (overrides the config's 'data')")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="override config keys (values parsed as YAML); repeatable")
-    p.add_argument("--resume", action="store_true", help="continue from the phase's *_last.pth")
-    p.set_defaults(func=_train)
+                   help="override config keys (values parsed as YAML; every key and what it accepts: "
+                        "trackssm_lib/training.py, DEFAULTS); repeatable")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true",
+                       help="continue the run from the phase's *_last.pth (only epochs, patience, min_delta, "
+                            "stop_after_epoch and runtime keys such as device may change)")
+    start.add_argument("--overwrite", action="store_true",
+                       help="start a new run even where output_dir holds an earlier run of the phase, replacing its "
+                            "checkpoints (without it, and without --resume, such a run is refused)")
+    p.set_defaults(func=_train, on_interrupt=_train_interrupted)
 
     from trackssm_lib.evaluation import add_evaluate_parser
     from trackssm_lib.tracking import add_track_parser
@@ -118,5 +152,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: complete sequences are kept, rerun to resume", file=sys.stderr)
+        print(_interrupted(args), file=sys.stderr)
         return 130

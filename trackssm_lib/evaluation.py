@@ -5,17 +5,19 @@ builds the per-timestep data TrackEval's dataset interface expects, and writes t
 
 * 7-class path (``evaluate(gt_dir, results_dir, out_dir, protocol=...)``): ``gt_dir`` is a folder of exported
   sequences (``<seq>/gt/gt.txt``, ``<seq>/seqinfo.ini``, ``<seq>/frames.csv``), ``results_dir`` a folder of
-  ``<seq>.txt`` files (``frame,track_id,x,y,w,h,score,class_id,-1,-1``). :class:`NuScenesMot2DBox` evaluates each
-  of the 7 classes separately (GT and tracker rows filtered by class, no distractor classes) and TrackEval combines
-  the classes (class-averaged and detection-weighted rows). Protocols: ``keyframes`` (the headline: only the
-  annotated 2 Hz keyframes, ``is_key_frame == 1`` in ``frames.csv``, are timesteps; GT and tracker rows on other
-  frames are dropped) and ``all`` (every 12 Hz frame with the interpolated GT).
+  ``<seq>.txt`` files (``frame,track_id,x,y,w,h,score,class_id,-1,-1``; a track id keeps one class within its
+  file). :class:`NuScenesMot2DBox` evaluates each of the 7 classes separately (GT and tracker rows filtered by
+  class, no distractor classes) and TrackEval combines the classes (class-averaged and detection-weighted rows).
+  Protocols: ``keyframes`` (the headline: only the annotated 2 Hz keyframes, ``is_key_frame == 1`` in
+  ``frames.csv``, are timesteps; GT and tracker rows on other frames are dropped) and ``all`` (every 12 Hz frame
+  with the interpolated GT).
 * Benchmark path (``benchmark='MOT15'|'MOT16'|'MOT17'|'MOT20'``): TrackEval's own ``MotChallenge2DBox`` with that
   benchmark's rules (distractor classes and preprocessing from MOT16 on; none for MOT15), pedestrian only.
 
-In both, a GT sequence without a result file is evaluated as an empty prediction set (all misses) and listed in
-``missing_sequences``; it is never skipped. Bad input raises :class:`EvaluationError` (a ``ValueError``) naming
-the file and line.
+In both, a GT sequence without a result file is evaluated as an empty prediction set (all misses), listed in
+``missing_sequences`` and in a warning on stderr; it is never skipped. A results folder without a file for any
+GT sequence is an error (nothing would be scored). Bad input raises :class:`EvaluationError` (a ``ValueError``;
+exit code 2 on the command line) naming the file and line.
 """
 from __future__ import annotations
 
@@ -134,13 +136,14 @@ def read_key_frames(seq_dir: Path, length: int) -> np.ndarray:
 
 
 def read_mot_file(path: Path, seq_length: int, *, kind: str, min_cols: int, max_cols: int,
-                  class_check=None) -> np.ndarray:
+                  class_check=None, one_class_per_id: bool = False) -> np.ndarray:
     """Read and check a MOTChallenge text file; returns a float array (rows, columns).
 
     ``kind`` is 'GT' or 'result' (for messages). Checks: the number of columns (the same on every line, between
     ``min_cols`` and ``max_cols``), numeric and finite values, integer frames in 1..``seq_length``, integer ids
-    >= 0, classes (column 8) through ``class_check(value) -> bool`` when given, and ids unique per frame (across
-    classes). Every error names the file and the line number.
+    >= 0, classes (column 8) through ``class_check(value) -> bool`` when given, ids unique per frame (across
+    classes) and, with ``one_class_per_id``, one class per id over the file (:func:`check_one_class_per_id`).
+    Every error names the file and the line number.
     """
     try:
         text = path.read_text()
@@ -211,7 +214,29 @@ def read_mot_file(path: Path, seq_length: int, *, kind: str, min_cols: int, max_
         a, b = sorted((int(order[k]), int(order[k + 1])))
         raise EvaluationError(f"{path}, line {lines[b]}: track id {int(ids[b])} appears twice in frame "
                               f"{int(frame[b])} (also line {lines[a]}); ids must be unique per frame across classes")
+    if one_class_per_id and data.shape[1] >= 8:
+        check_one_class_per_id(path, data, lines)
     return data
+
+
+def _class_label(value: float) -> str:
+    return f"{int(value)} ({CLASS_NAMES[int(value)]})" if _is_project_class(value) else f"{value:g}"
+
+
+def check_one_class_per_id(path: Path, data: np.ndarray, lines: np.ndarray) -> None:
+    """EvaluationError when a track id of ``data`` (rows of ``path``, read from the file's lines ``lines``) changes
+    class (column 8): the classes are evaluated separately, so such a track would silently count as one track per
+    class. The message names the first line, in file order, where an id has another class than on its first line."""
+    ids, cls = data[:, 1], data[:, 7]
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    first_of_row = first[inverse.reshape(-1)]
+    changed = np.flatnonzero(cls != cls[first_of_row])
+    if len(changed):
+        k = int(changed[0])
+        j = int(first_of_row[k])
+        raise EvaluationError(f"{path}, line {lines[k]}: track id {int(ids[k])} has class {_class_label(cls[k])}, "
+                              f"but class {_class_label(cls[j])} on line {lines[j]}; a track keeps one class (the "
+                              f"classes are evaluated separately: it would count as two tracks)")
 
 
 def _is_project_class(value: float) -> bool:
@@ -223,7 +248,14 @@ def _is_mot_tracker_class(value: float) -> bool:
     return float(value).is_integer() and value <= 1
 
 
+def _first(names: list[str], n: int = 5) -> str:
+    return ", ".join(names[:n]) + (" ..." if len(names) > n else "")
+
+
 def _find_result_files(results_dir: Path, seq_names: list[str]) -> tuple[dict[str, Path], list[str]]:
+    """``results_dir``'s ``<seq>.txt`` by sequence, and the sequences of ``seq_names`` without one (warned about on
+    stderr; they count as empty predictions). EvaluationError: no such folder, a file for a sequence not in
+    ``seq_names``, or no file for any of them (nothing would be scored)."""
     if not results_dir.is_dir():
         raise EvaluationError(f"results folder not found: {results_dir}")
     files = {p.stem: p for p in sorted(results_dir.glob("*.txt")) if p.is_file()}
@@ -232,7 +264,13 @@ def _find_result_files(results_dir: Path, seq_names: list[str]) -> tuple[dict[st
         raise EvaluationError(f"result file(s) for sequences not in the GT: "
                               f"{', '.join(str(files[u]) for u in unknown[:5])}"
                               f"{' ...' if len(unknown) > 5 else ''} ({len(unknown)} in all)")
+    if not files:
+        raise EvaluationError(f"no result file in {results_dir} for any of the {len(seq_names)} GT sequences; "
+                              f"expected <sequence>.txt files such as {_first([f'{s}.txt' for s in seq_names], 3)}")
     missing = [s for s in seq_names if s not in files]
+    if missing:
+        tqdm.write(f"warning: {len(missing)} of {len(seq_names)} sequences have no result file in {results_dir} "
+                   f"(counted as empty predictions, all misses): {_first(missing)}", file=sys.stderr)
     return files, missing
 
 
@@ -249,7 +287,7 @@ def read_project_sequence(seq: Sequence, protocol: str) -> Sequence:
                      else np.arange(1, seq.length + 1, dtype=np.int64))
     if seq.result_file is not None:
         seq.results = read_mot_file(seq.result_file, seq.length, kind="result", min_cols=8, max_cols=10,
-                                    class_check=_is_project_class)
+                                    class_check=_is_project_class, one_class_per_id=True)
     return seq
 
 

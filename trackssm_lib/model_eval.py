@@ -149,7 +149,8 @@ def train_or_reuse(config_path: str | os.PathLike, data: str | os.PathLike, over
     else:
         say(f"training phase {cfg['phase']} into {paths['root']}")
     write_json_atomic(paths["marker"], {"status": "started", "fingerprint": fp}, sort_keys=True)
-    summary = train_main(config_path, data=data, overrides=overrides, resume=resume)
+    # not the same training (or nothing to resume): a new run replaces the folder's earlier one, as documented
+    summary = train_main(config_path, data=data, overrides=overrides, resume=resume, overwrite=not resume)
     finished = summary["stop_reason"] in ("max_epochs", "early_stopped")
     write_json_atomic(paths["marker"], {"status": "finished" if finished else "stopped", "fingerprint": fp,
                                         "summary": _jsonable(summary)}, sort_keys=True)

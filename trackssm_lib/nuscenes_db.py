@@ -51,7 +51,16 @@ def load_nuscenes(dataroot: str | Path, version: str, verbose: bool = False) -> 
         bad = _find_bad_json(table_dir)
         raise DataError(f"cannot parse {bad or table_dir}: {err}") from err
     except (KeyError, IndexError, TypeError, AssertionError) as err:
-        raise DataError(f"nuScenes tables in {table_dir} are inconsistent ({type(err).__name__}: {err})") from err
+        from trackssm_lib.validation import first_reference_error
+
+        named = first_reference_error(lambda name: _read_table(table_dir, name), table_dir)
+        raise (named or DataError(f"nuScenes tables in {table_dir} are inconsistent "
+                                  f"({type(err).__name__}: {err})")) from err
+
+
+def _read_table(table_dir: Path, name: str) -> object:
+    with open(table_dir / f"{name}.json") as f:
+        return json.load(f)
 
 
 def _find_bad_json(table_dir: Path) -> Path | None:

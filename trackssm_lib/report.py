@@ -5,7 +5,10 @@ in the nuScenes schema generated on first use), where outputs go, and the parame
 
 1. dataroot: the ``dataroot`` argument, else the profile's ``dataroot``, else ``$NUSC_ROOT``, else the synthetic
    dataset (generated into the profile's ``synthetic.folder``; reused when complete);
-2. each notebook ``notebooks/<name>.ipynb`` is executed by papermill (a kernel running this interpreter) into
+2. before any notebook runs, the parameters of every one are checked: a name the notebook does not declare, or a
+   training chapter's ``overrides`` key that is not a training config key (or a value ``load_config`` refuses),
+   stops the run with the profile file, the chapter and the key named (:func:`check_training_parameters`); then
+   each notebook ``notebooks/<name>.ipynb`` is executed by papermill (a kernel running this interpreter) into
    ``<book_dir>/chapters/<name>.ipynb`` (written to a temporary file, then renamed); the notebook records its key
    figures in ``<output_dir>/<name>.json``; the executed copy is made fit for the book (:func:`publishable`);
 3. ``jupyter-book build <book_dir>`` (execution is off in ``_config.yml``: the book shows the executed copies).
@@ -290,16 +293,47 @@ def resolve_paths(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def chapter_training(params: Mapping[str, Any], inputs: ChapterInputs) -> tuple[Path, Path, list[str]]:
     """(config, data, ``--set`` overrides) of a training chapter's parameters (03 or 04), as the chapter trains."""
-    from trackssm_lib import model_eval
-
     p = resolve_paths(params)
     data = Path(p.get("data") or inputs.export_dir)
     training_dir = p.get("training_dir") or str(inputs.output_dir / "training")
+    return Path(p["config"]), data, _training_overrides(p, training_dir)
+
+
+def _training_overrides(p: Mapping[str, Any], training_dir: str | Path) -> list[str]:
+    """The ``--set`` items of a training chapter's (path-resolved) parameters ``p``."""
+    from trackssm_lib import model_eval
+
     extra = {k: p.get(k) for k in TRAINING_PARAMETERS if k in p}
-    overrides = model_eval.training_overrides(training_dir, epochs=p.get("epochs"),
-                                              device=model_eval.resolve_device(p.get("device", "auto")),
-                                              mot17_root=p.get("mot17_root"), extra={**extra, **(p.get("overrides") or {})})
-    return Path(p["config"]), data, overrides
+    return model_eval.training_overrides(training_dir, epochs=p.get("epochs"),
+                                         device=model_eval.resolve_device(p.get("device", "auto")),
+                                         mot17_root=p.get("mot17_root"),
+                                         extra={**extra, **(p.get("overrides") or {})})
+
+
+def check_training_parameters(profile: Path, all_params: Mapping[str, Mapping[str, Any]]) -> None:
+    """Check every training chapter's settings before any chapter runs: each key of its ``overrides`` must be a
+    training config key (:data:`trackssm_lib.training.DEFAULTS`) and the whole (config file + overrides) must load
+    with :func:`trackssm_lib.training.load_config`. ValueError naming the profile file, the chapter and the key.
+    A training chapter is one whose parameters hold ``config`` and ``overrides``."""
+    training = [(name, p) for name, p in all_params.items() if "config" in p and "overrides" in p]
+    if not training:
+        return
+    from trackssm_lib.training import DEFAULTS as TRAINING_KEYS, ConfigError, load_config
+
+    for name, params in training:
+        where = f"report profile {profile}, chapter {name}"
+        overrides = params.get("overrides") or {}
+        if not isinstance(overrides, Mapping):
+            raise ValueError(f"{where}: 'overrides' must map training config keys to values, got {overrides!r}")
+        for key in overrides:
+            if key not in TRAINING_KEYS:
+                raise ValueError(f"{where}: 'overrides' key {key!r} is not a training config key (known keys: "
+                                 f"{', '.join(sorted(TRAINING_KEYS))})")
+        p = resolve_paths(params)
+        try:
+            load_config(p["config"], _training_overrides(p, "training"))
+        except (ConfigError, FileNotFoundError) as err:
+            raise ValueError(f"{where}: {err}") from err
 
 
 def make_export(params: Mapping[str, Any], inputs: ChapterInputs, nusc=None, progress: bool = False) -> dict:
@@ -481,7 +515,7 @@ def notebook_run_parameters(prof: dict, nb_dir: Path, ds: dict, out_dir: Path) -
     """Papermill parameters of each notebook of the profile: the common ones (dataroot, version, output_dir, profile,
     export_dir: :func:`chapter_inputs` with the same profile gives the same) where the notebook declares them, plus
     the profile's; a name the notebook does not declare in its
-    ``parameters`` cell raises ValueError."""
+    ``parameters`` cell, or a bad training setting (:func:`check_training_parameters`), raises ValueError."""
     common = {"dataroot": str(ds["dataroot"]), "version": ds["version"], "output_dir": str(out_dir),
               "profile": str(prof["_path"])}
     p02 = {**chapter_defaults(EXPORT_CHAPTER, nb_dir), **prof["parameters"].get(EXPORT_CHAPTER, {})}
@@ -501,6 +535,7 @@ def notebook_run_parameters(prof: dict, nb_dir: Path, ds: dict, out_dir: Path) -
         if "export_dir" in declared:  # chapter 02's export, read by the later chapters
             params["export_dir"] = str(export_dir)
         all_params[name] = params
+    check_training_parameters(prof["_path"], all_params)  # a bad training setting fails before any chapter runs
     return all_params
 
 

@@ -5,7 +5,9 @@
 
 Results: ``OUT/<sequence>.txt`` with rows ``frame,track_id,x,y,w,h,score,class_id,-1,-1`` (MOT format, top-left
 x/y in pixels, 1-based frames; track ids 1-based, small and unique per sequence), written atomically; every
-sequence of the split gets a file, possibly empty. The sequences ``<scene>_<CAMERA>`` of a scene are tracked
+sequence of the split gets a file, possibly empty. Detections at frames outside the sequence's 1..seqLength
+(``seqinfo.ini``) are dropped before tracking, with a warning naming the sequence, the rows and their frames (and
+counted in the run's summary, ``clipped_detections``). The sequences ``<scene>_<CAMERA>`` of a scene are tracked
 together (one tracker per camera, one batched TrackSSM call per frame index, see
 :class:`~trackssm_lib.trackers.MultiCameraTracker`). ``--ego-compensation`` (off by default: the official tracker
 has none) moves every track through the camera's rotation between frames, from the poses in ``camera.csv``
@@ -171,11 +173,44 @@ def model_is_ego_aware(kind: str, model: Any) -> bool:
     return kind == "trackssm" and bool(getattr(model, "ego_aware", False))
 
 
+def clip_to_sequence(dets: dict[int, np.ndarray], length: int | None
+                     ) -> tuple[dict[int, np.ndarray], dict[str, int] | None]:
+    """``dets`` ({frame: (N, 6)}) without the frames outside 1..``length`` (the sequence's ``seqLength``) ->
+    (kept detections, what was dropped: ``{"rows", "first_frame", "last_frame"}`` over the dropped frames that held
+    rows, or None when no row was dropped). ``length`` None or < 1 (no seqLength): everything is kept. Empty frames
+    outside the range are dropped without a count."""
+    if not length or int(length) < 1:
+        return dets, None
+    inside = {f: v for f, v in dets.items() if 1 <= f <= int(length)}
+    dropped = sorted(f for f, v in dets.items() if f not in inside and len(v))
+    if not dropped:
+        return inside, None
+    rows = int(sum(len(dets[f]) for f in dropped))
+    return inside, {"rows": rows, "first_frame": int(dropped[0]), "last_frame": int(dropped[-1])}
+
+
+def warn_clipped(sequence: str, length: int, dropped: dict[str, int]) -> None:
+    """One line on stderr (through tqdm, so a progress bar stays intact) naming the sequence, the number of
+    detection rows dropped by :func:`clip_to_sequence` and their frame range."""
+    tqdm.write(f"warning: {sequence}: {dropped['rows']} detection row(s) at frames {dropped['first_frame']}.."
+               f"{dropped['last_frame']} outside 1..seqLength={length} dropped before tracking", file=sys.stderr)
+
+
+def check_detection_files(detections: str | Path, seq_dirs: list[Path]) -> None:
+    """A folder of detections read for every sequence before any tracking, so that a missing or malformed
+    ``<sequence>.txt`` (DetectionError naming the file and line) stops the run before a result file is written.
+    The ``gt`` and ``noisy`` profiles are built from the export's checked ground truth: nothing to read early."""
+    if isinstance(detections, str) and detections in ("gt", "noisy"):
+        return
+    for d in seq_dirs:
+        load_detections(detections, d)
+
+
 def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: str | Path, model: Any,
                 seed: int, det_config: dict | None = None, homographies: dict[Path, np.ndarray] | None = None,
                 observer: Any = None, twists: dict[Path, np.ndarray] | None = None,
                 on_frames: Callable[[int], Any] | None = None, every: int = 12,
-                **assoc: Any) -> dict[str, np.ndarray]:
+                clipped: dict[str, dict[str, int]] | None = None, **assoc: Any) -> dict[str, np.ndarray]:
     """Track the sequences of one scene together -> {sequence: (R, 8) frame, id, x1, y1, x2, y2, score, class}.
 
     ``homographies``: per sequence folder, the camera's rotation homography of every frame
@@ -187,6 +222,9 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
     with the trackers and detections of the cameras taking part ({sequence: ...}).
     ``on_frames`` (progress): called with the number of camera frames processed since its last call, every
     ``every`` frame indices and once after the last (never per frame, so the loop stays as fast).
+    Detections at frames outside 1..seqLength (``seqinfo.ini``) are dropped before tracking
+    (:func:`clip_to_sequence`), with a warning on stderr per sequence; ``clipped`` (when given) receives
+    ``{sequence: {"rows", "first_frame", "last_frame"}}`` for each sequence that had such rows.
     """
     from trackssm_lib.trackers import MultiCameraTracker
 
@@ -199,7 +237,12 @@ def track_scene(seq_dirs: list[Path], kind: str, name: str | None, detections: s
         info = read_seqinfo(d)
         seq = str(info.get("name", d.name))
         infos[seq] = info
-        dets[seq] = load_detections(detections, d, seed=seed, config=det_config)
+        dets[seq], dropped = clip_to_sequence(load_detections(detections, d, seed=seed, config=det_config),
+                                              info.get("seqLength"))
+        if dropped is not None:
+            warn_clipped(seq, info["seqLength"], dropped)
+            if clipped is not None:
+                clipped[seq] = dropped
         trackers[seq] = make_tracker(kind, name, float(info.get("frameRate", 12)),
                                      (info["imWidth"], info["imHeight"]), model, seq_dir=d, camera=camera_of(seq),
                                      **assoc)
@@ -265,8 +308,13 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
     threads while tracking (None: :data:`TRACK_THREADS`, every core), so the speed it reports does not depend on
     what else the process set.
 
+    Detections at frames outside a sequence's 1..seqLength are dropped before tracking, each such sequence named in
+    a warning on stderr; a detections folder is read in full before the first result is written (a bad file stops
+    the run with nothing written).
+
     Returns a summary: sequences, frames, boxes, tracks (ids over all sequences), seconds, camera frames per
-    second, the output folder and the settings.
+    second, the output folder, the settings and ``clipped_detections`` ({sequence: {"rows", "first_frame",
+    "last_frame"}} of the detection rows dropped outside the sequence; empty when none).
     """
     kind, name = parse_tracker(tracker)
     if threads is not None and int(threads) < 1:
@@ -289,6 +337,7 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
         if name not in BOXMOT_TRACKERS:
             raise UnknownTrackerError(f"unknown BoxMOT tracker {name!r}; choose one of {sorted(BOXMOT_TRACKERS)}")
         import_boxmot()
+    check_detection_files(detections, seq_dirs)
     if kind in ORACLES:  # it predicts from the ground truth: every sequence must have one
         require_ground_truth(seq_dirs, f"the {kind} tracker predicts from the ground truth")
     homographies = None
@@ -304,6 +353,7 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n_frames = n_boxes = n_tracks = 0
+    clipped: dict[str, dict[str, int]] = {}
     seq_lengths = {d: int(read_seqinfo(d).get("seqLength", 0)) for d in seq_dirs}
     start = time.perf_counter()
     # The bar counts camera frames (seqinfo.ini seqLength summed over the split's sequences), the scene in its
@@ -315,7 +365,8 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
             bar.set_postfix_str(f"{scene} ({len(dirs)} cameras)", refresh=False)
             done = bar.n + sum(seq_lengths[d] for d in dirs)
             results = track_scene(dirs, kind, name, detections, model, seed, det_config, homographies,
-                                  twists=twists, on_frames=bar.update if progress else None, **assoc)
+                                  twists=twists, on_frames=bar.update if progress else None, clipped=clipped,
+                                  **assoc)
             if progress and bar.n < done:
                 bar.update(done - bar.n)
             for d in dirs:
@@ -332,7 +383,7 @@ def run_tracking(data_dir: str | Path, split: str, tracker: str = "trackssm", de
             "fps": round(n_frames / seconds, 1) if seconds > 0 else None, "out": str(out), "tracker": tracker,
             "detections": str(detections), "checkpoint": None if checkpoint is None else str(checkpoint),
             "seed": seed, "split": split, "ego_compensation": bool(ego_compensation),
-            "threads": TRACK_THREADS if threads is None else int(threads)}
+            "threads": TRACK_THREADS if threads is None else int(threads), "clipped_detections": clipped}
 
 
 

@@ -1,7 +1,25 @@
 """Fine-tuning TrackSSM on prepared nuScenes sequences: phase 0 (starting weights), phase 1 and phase 2.
 
-``python -m trackssm_lib train --config configs/nuscenes_phase1.yaml [--data DIR] [--set key=value ...] [--resume]``
-(also ``python -m trackssm_lib.training ...``; under ``torchrun`` the same command runs DistributedDataParallel).
+``python -m trackssm_lib train --config configs/nuscenes_phase1.yaml [--data DIR] [--set key=value ...]
+[--resume | --overwrite]`` (also ``python -m trackssm_lib.training ...``; under ``torchrun`` the same command runs
+DistributedDataParallel).
+
+Runs on disk
+------------
+A phase writes ``<output_dir>/weights/phase<N>/<stem>_best.pth`` and ``..._last.pth``, ``runs/phase<N>_nuscenes/``
+and ``logs/phase<N>_training.log``. A new run never replaces an earlier one silently: where the phase's best or last
+checkpoint exists, ``train`` stops with :class:`RunExistsError` (exit 2) naming it, unless ``--resume`` continues
+that run or ``--overwrite`` starts a new one (the earlier checkpoints are removed once the new run's data and start
+weights have been read; its TensorBoard run restarts at epoch 1). On ``--resume`` only the settings of
+:data:`RESUME_APPLIED` (epochs, patience, min_delta, stop_after_epoch and how the run executes) may differ from the
+checkpoint's, and they are applied; any other change is refused with a ConfigError naming the key, the old and the
+new value (start a new run with ``--overwrite`` or another ``output_dir``). Paths are compared by what they name
+(:data:`PATH_KEYS`), so a moved checkout or export resumes. Ctrl-C keeps the last finished epoch's checkpoint and
+prints the command that continues the run (:func:`interrupted_message`).
+
+Every config key and what it accepts is in :data:`DEFAULTS` (types from the defaults and :data:`OPTIONAL_TYPES`,
+ranges in :data:`MIN_VALUES`, ``device``: auto, cpu, cuda or cuda:N); a bad value stops :func:`load_config` with
+the key, the file or ``--set`` item, and the accepted values named.
 
 Phases
 ------
@@ -60,6 +78,8 @@ import logging
 import math
 import os
 import random
+import re
+import shlex
 import sys
 import time
 from contextlib import nullcontext
@@ -87,7 +107,9 @@ from trackssm_lib.data import (
 )
 from trackssm_lib.model import CheckpointError, TrackSSM, load_checkpoint, read_checkpoint, save_checkpoint
 from trackssm_lib.model.decoder import check_box_coder
+from trackssm_lib.model.mamba import BACKENDS
 from trackssm_lib.model.trackssm import fold_camera
+from trackssm_lib.nuscenes_db import DataError
 from trackssm_lib.zoo import resolve_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -153,39 +175,117 @@ class ConfigError(ValueError):
     """A bad configuration file or ``--set`` override (the message names the key and the file)."""
 
 
+class ResumeConflictError(ConfigError):
+    """``--resume`` with a setting the resumed run cannot apply (the message names the key, old and new value)."""
+
+
 class TrainingError(RuntimeError):
     """Training cannot continue (non-finite loss, nothing to resume, ...)."""
 
 
 # ------------------------------------------------------------------------------------------------- config
 FLOAT_KEYS = frozenset({k for k, v in DEFAULTS.items() if isinstance(v, float)} | {"encoder_lr", "decoder_lr"})
+# The type of a set value of every key whose default is None (None, YAML ``null``, means "not set" for these).
+OPTIONAL_TYPES: dict[str, type] = {
+    "data": str, "output_dir": str, "init_checkpoint": str, "mot17_root": str, "phase1_checkpoint": str,
+    "encoder_lr": float, "decoder_lr": float, "pretrain_max_batches": int, "num_threads": int,
+    "max_train_batches": int, "max_val_batches": int, "stop_after_epoch": int, "fault_nan_at_step": int,
+}
+assert set(OPTIONAL_TYPES) == {k for k, v in DEFAULTS.items() if v is None}, "every None default needs a type"
+NULLABLE = frozenset(OPTIONAL_TYPES) | {"grad_clip"}  # grad_clip: None (or 0) turns clipping off
+# Keys whose null is refused later with their own message (the rule for their numbers).
+_NULL_CHECKED_LATER = frozenset({"giou_weight", "delta_gain", "short_history_prob"})
+CHOICES: dict[str, tuple[Any, ...]] = {"phase": tuple(PHASES), "backend": BACKENDS}
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N (N: a GPU index)"
+# Smallest allowed value of integer keys (None, where allowed, is not compared).
+MIN_VALUES: dict[str, int] = {
+    "batch_size": 1, "val_batch_size": 1, "epochs": 1, "num_queries": 1, "pretrain_batch_size": 1,
+    "window_stride": 1, "val_window_stride": 1, "mot17_frame_step": 1, "max_train_batches": 1,
+    "max_val_batches": 1, "pretrain_max_batches": 1, "num_threads": 1, "stop_after_epoch": 1, "num_workers": 0,
+}
+
+
+def _key_type(key: str) -> type | None:
+    """The Python type a value of ``key`` must have (None: any)."""
+    if key in FLOAT_KEYS:
+        return float
+    return OPTIONAL_TYPES.get(key, type(DEFAULTS[key]) if DEFAULTS[key] is not None else None)
+
+
+def expected_values(key: str) -> str:
+    """What ``key`` accepts, in words, for error messages (e.g. ``int >= 1 or null``)."""
+    if key == "device":
+        return DEVICE_CHOICES
+    if key in CHOICES:
+        return "one of " + ", ".join(str(c) for c in CHOICES[key])
+    kind = _key_type(key)
+    text = {bool: "bool (true or false)", int: "int", float: "float", str: "str"}.get(kind, "any value")
+    if key in MIN_VALUES:
+        text += f" >= {MIN_VALUES[key]}"
+    return text + (" or null" if key in NULLABLE else "")
+
+
+def valid_device(value: str) -> bool:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    return value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value) is not None
 
 
 def _check_type(key: str, value: Any, where: str) -> Any:
-    default = DEFAULTS[key]
+    """``value`` of ``key`` as the config stores it (``1e-3`` text read as a float); ConfigError naming ``where``,
+    the key and what it accepts otherwise."""
     if value is None:
-        return value
-    if key in FLOAT_KEYS:
+        if key in NULLABLE or key in _NULL_CHECKED_LATER:
+            return None
+        raise ConfigError(f"{where}: config key {key!r} expects {expected_values(key)}, got null")
+    kind = _key_type(key)
+    if kind is float:
         if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot, no signed exponent) as a string
             try:
                 value = float(value)
             except ValueError:
                 pass
         if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{where}: config key {key!r} expects float, got {value!r}")
+            raise ConfigError(f"{where}: config key {key!r} expects {expected_values(key)}, got {value!r}")
         return float(value)
-    if default is None:
-        return value
     ok = {bool: lambda v: isinstance(v, bool),
           int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-          str: lambda v: isinstance(v, str)}.get(type(default), lambda v: True)
+          str: lambda v: isinstance(v, str)}.get(kind, lambda v: True)
     if not ok(value):
-        raise ConfigError(f"{where}: config key {key!r} expects {type(default).__name__}, got {value!r}")
+        raise ConfigError(f"{where}: config key {key!r} expects {expected_values(key)}, got {value!r}")
+    if key == "device" and not valid_device(value):
+        raise ConfigError(f"{where}: config key 'device' must be {DEVICE_CHOICES}, got {value!r}")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{where}: config key {key!r} must be {expected_values(key)}, got {value!r}")
+    if key in MIN_VALUES and value < MIN_VALUES[key]:
+        raise ConfigError(f"{where}: config key {key!r} must be >= {MIN_VALUES[key]}, got {value!r}")
     return value
 
 
+def _parse_override(item: str) -> tuple[str, Any]:
+    """``key=value`` of ``--set`` -> (key, value as the config stores it); ConfigError naming the item, the key and
+    what it accepts. Values are read as YAML (empty: null); a number given to a text key (a folder named ``2024``)
+    is kept as the text typed."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE (e.g. epochs=10)")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if key not in DEFAULTS:
+        raise ConfigError(f"--set {item!r}: unknown config key {key!r} (known keys: {', '.join(sorted(DEFAULTS))})")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {item!r}: the value of config key {key!r} is not valid YAML (expected "
+                          f"{expected_values(key)}; {exc})") from exc
+    if _key_type(key) is str and value is not None and not isinstance(value, (str, dict, list)):
+        value = raw.strip()
+    return key, _check_type(key, value, f"--set {item!r}")
+
+
 def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Defaults <- YAML file <- ``key=value`` overrides (values parsed as YAML). Unknown keys raise ConfigError."""
+    """Defaults <- YAML file <- ``key=value`` overrides (values parsed as YAML).
+
+    Every error is a ConfigError naming the file or ``--set`` item, the key and the values it accepts: an unknown
+    key, a value of the wrong type (:func:`expected_values`), a value outside its choices or range."""
     cfg = dict(DEFAULTS)
     if config_path is not None:
         path = Path(config_path)
@@ -202,17 +302,8 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
                 raise ConfigError(f"{path}: unknown config key {key!r} (known keys: {', '.join(sorted(DEFAULTS))})")
             cfg[key] = _check_type(key, value, str(path))
     for item in overrides or ():
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value")
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        if key not in DEFAULTS:
-            raise ConfigError(f"--set {item!r}: unknown config key {key!r} (known keys: {', '.join(sorted(DEFAULTS))})")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
-        cfg[key] = _check_type(key, value, f"--set {item!r}")
+        key, value = _parse_override(item)
+        cfg[key] = value
     if cfg["phase"] not in PHASES:
         raise ConfigError(f"config key 'phase' must be 1 or 2, got {cfg['phase']!r}")
     if cfg["phase"] == 2 and (cfg["encoder_lr"] is None or cfg["decoder_lr"] is None):
@@ -240,6 +331,18 @@ def load_config(config_path: str | os.PathLike | None, overrides: Iterable[str] 
 
 
 # ------------------------------------------------------------------------------------------ distributed
+def _check_cuda(device: str) -> None:
+    """ConfigError when ``device`` (``cuda`` or ``cuda:N``) names no CUDA device of this machine."""
+    if not torch.cuda.is_available():
+        raise ConfigError(f"config key 'device' is {device!r}, but torch sees no CUDA device on this machine "
+                          f"(use auto or cpu)")
+    index = int(device.split(":", 1)[1]) if ":" in device else 0
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise ConfigError(f"config key 'device' is {device!r}, but this machine has {count} CUDA device(s) "
+                          f"(cuda:0 .. cuda:{count - 1})")
+
+
 class _Dist:
     """Process-group facts (a single process when not launched by torchrun)."""
 
@@ -254,6 +357,8 @@ class _Dist:
             device = f"cuda:{self.local_rank}"
         else:
             device = device_pref
+        if device.startswith("cuda"):
+            _check_cuda(device)
         self.device = torch.device(device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
@@ -604,9 +709,155 @@ def pretrain_main(config_path: str | os.PathLike | None, data: str | os.PathLike
         dist.close()
 
 
+# ------------------------------------------------------------------------------------------ runs on disk
+class RunExistsError(FileExistsError):
+    """``train`` without ``--resume`` or ``--overwrite`` where a run of the phase already left a checkpoint."""
+
+
+def run_checkpoints(cfg: dict[str, Any]) -> tuple[Path, Path]:
+    """(best, last) checkpoint paths of the phase ``cfg`` describes, under its ``output_dir`` (None: the
+    repository root): ``weights/phase<N>/<stem>_best.pth`` and ``..._last.pth``."""
+    out = Path(cfg["output_dir"]) if cfg["output_dir"] else REPO_ROOT
+    phase_dir, stem, _ = PHASES[int(cfg["phase"])]
+    return out / "weights" / phase_dir / f"{stem}_best.pth", out / "weights" / phase_dir / f"{stem}_last.pth"
+
+
+def check_start(best_path: Path, last_path: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to start a new run over an earlier one: RunExistsError naming the checkpoint found and both flags
+    when ``best_path`` or ``last_path`` exists and neither ``resume`` nor ``overwrite`` is set; ConfigError when both
+    are set."""
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other: --resume continues the run in output_dir, "
+                          "--overwrite replaces it with a new one")
+    if resume or overwrite:
+        return
+    found = [p for p in (last_path, best_path) if p.is_file()]
+    if found:
+        raise RunExistsError(f"an earlier run's checkpoint exists: {found[0]}; pass --resume to continue that run, "
+                             f"or --overwrite to start a new run that replaces it (or set another output_dir)")
+
+
+def _discard_earlier_run(paths: Sequence[Path], logger: logging.Logger) -> None:
+    """``--overwrite``: remove the earlier run's checkpoints, so that an interrupted new run never leaves them to be
+    taken for its own (idempotent)."""
+    for path in paths:
+        if path.is_file():
+            path.unlink()
+            logger.info("overwrite: removed the earlier run's %s", path)
+
+
+# ----------------------------------------------------------------------------------------- resume policy
+# A resumed run continues the checkpoint's weights, optimiser, schedule position, early-stopping state and RNG
+# states. Only these settings may differ from the ones the checkpoint was trained with; the resumed run applies them
+# (the value: what it changes). Every other key (learning rates and schedule shape, batch sizes and caps, data and
+# splits, windows, augmentation, loss, model options, seed, starting weights, phase 0 settings) would make the
+# resumed run another run than the one whose state it continues: a change is refused with a ConfigError naming the
+# key, the checkpoint's value and the new one (start a new run with --overwrite or another output_dir).
+RESUME_APPLIED: dict[str, str] = {
+    "epochs": "the maximum number of epochs; the rest of the learning-rate schedule is recomputed for it (the decay "
+              "ends at the new last epoch)",
+    "patience": "early stopping from now on (a run stopped early continues while its bad epochs are fewer)",
+    "min_delta": "which later epochs count as an improvement",
+    "stop_after_epoch": "where this invocation ends",
+    "device": "where it runs", "amp": "mixed precision on CUDA", "backend": "the Mamba implementation (same weights)",
+    "num_threads": "CPU threads", "num_workers": "DataLoader workers", "progress": "progress bars",
+    "output_dir": "where the run lies (a moved folder)", "fault_nan_at_step": "testing",
+}
+# Path keys compared by what they name (a moved checkout or dataset is the same run): the export by its identity
+# (trackssm_lib.export.export_identity), checkpoints by sha256, the MOTChallenge folder by its files' digest.
+PATH_KEYS = ("data", "init_checkpoint", "phase1_checkpoint", "mot17_root")
+
+
+def path_identity(key: str, value: Any) -> str | None:
+    """What the path key ``key`` (:data:`PATH_KEYS`) names, by content; None when unset or unreadable."""
+    if not value:
+        return None
+    try:
+        if key == "data":
+            from trackssm_lib.export import export_identity
+
+            return "export:" + export_identity(value)
+        if key == "mot17_root":
+            from trackssm_lib.model_eval import folder_digest
+
+            return "folder:" + folder_digest(value) if Path(value).is_dir() else None
+        if str(value).startswith("zoo:"):  # shipped weights, verified against the zoo index when loaded
+            return str(value)
+        from trackssm_lib.records import file_sha256
+
+        return "sha256:" + file_sha256(value) if Path(value).is_file() else None
+    except (OSError, ValueError, DataError):
+        return None
+
+
+def _same_value(old: Any, new: Any) -> bool:
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)) \
+            and not isinstance(old, bool) and not isinstance(new, bool):
+        return float(old) == float(new)
+    return old == new
+
+
+def _same_target(key: str, old: str, new: str, identities: dict[str, Any]) -> bool:
+    """Whether the path key ``key`` names the same thing as when the checkpoint was written: the same path, or the
+    same content elsewhere; the export is always compared by content (it may have been prepared again in place)."""
+    before = identities.get(key)
+    if before is None and old != new:
+        before = path_identity(key, old)  # a checkpoint written before identities were stored
+    if key == "data" and before is not None:
+        return before == path_identity(key, new)
+    return old == new or (before is not None and before == path_identity(key, new))
+
+
+def resume_conflicts(saved: dict[str, Any], identities: dict[str, Any],
+                     cfg: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(key, checkpoint's value, new value) of every setting that ``cfg`` changes and a resume may not change
+    (:data:`RESUME_APPLIED`). ``saved``: the checkpoint's config (a key it lacks had its default);
+    ``identities``: the checkpoint's :func:`path_identity` values of :data:`PATH_KEYS` (paths are compared by what
+    they name)."""
+    out = []
+    for key, new in cfg.items():
+        old = saved.get(key, DEFAULTS.get(key))
+        if key in RESUME_APPLIED:
+            continue
+        same = _same_target(key, old, new, identities) if key in PATH_KEYS and old and new else \
+            _same_value(old, new)
+        if not same:
+            out.append((key, old, new))
+    return out
+
+
+def resume_changes(saved: dict[str, Any], cfg: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The applied settings (:data:`RESUME_APPLIED`) that ``cfg`` changes: {key: (old, new)}."""
+    return {k: (saved.get(k, DEFAULTS[k]), cfg[k]) for k in RESUME_APPLIED
+            if not _same_value(saved.get(k, DEFAULTS[k]), cfg[k])}
+
+
+def _resume_state(last_path: Path, phase: int, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The ``extra`` of the phase's last checkpoint, checked: TrainingError when there is none, CheckpointError when
+    it is not a phase-``phase`` last checkpoint, ResumeConflictError listing every refused change
+    (:func:`resume_conflicts`)."""
+    if not last_path.is_file():
+        raise TrainingError(f"--resume: no checkpoint to resume from at {last_path}")
+    state = dict(read_checkpoint(last_path).meta.get("extra") or {})
+    if state.get("phase") != phase or "optimizer" not in state:
+        raise CheckpointError(f"{last_path}: not a phase-{phase} last checkpoint (cannot resume)")
+    conflicts = resume_conflicts(dict(state.get("config") or {}), dict(state.get("identities") or {}), cfg)
+    if conflicts:
+        changes = "; ".join(f"{k}: {new!r} holds other content than when the checkpoint was written" if old == new
+                            else f"{k}: {old!r} in the checkpoint, {new!r} now" for k, old, new in conflicts)
+        raise ResumeConflictError(f"--resume: {last_path} was trained with other settings ({changes}); a resumed "
+                                  f"run can only change {', '.join(RESUME_APPLIED)}. Resume with the checkpoint's "
+                                  f"values, or start a new run with --overwrite or another output_dir")
+    return state
+
+
 def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | None = None,
-               overrides: Sequence[str] = (), resume: bool = False) -> dict[str, Any]:
-    """Run phase 1 or 2 (as the config says) and return a summary dict (paths, losses, epochs, stop reason)."""
+               overrides: Sequence[str] = (), resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Run phase 1 or 2 (as the config says) and return a summary dict (paths, losses, epochs, stop reason).
+
+    ``resume``: continue the phase's last checkpoint (settings checked by :func:`resume_conflicts`). Otherwise a new
+    run starts, which an earlier run's best or last checkpoint under ``output_dir`` refuses (RunExistsError) unless
+    ``overwrite``: then the earlier checkpoints are removed once the new run's data and start weights are read."""
     cfg = load_config(config_path, overrides)
     data_root = _data_root(cfg, data)
     train_split, val_split = default_splits(data_root)
@@ -615,9 +866,12 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
     cfg.update(train_split=train_split, val_split=val_split)
     out = Path(cfg["output_dir"]) if cfg["output_dir"] else REPO_ROOT
     phase = int(cfg["phase"])
-    phase_dir, stem, run_name = PHASES[phase]
-    best_path = out / "weights" / phase_dir / f"{stem}_best.pth"
-    last_path = out / "weights" / phase_dir / f"{stem}_last.pth"
+    _, _, run_name = PHASES[phase]
+    best_path, last_path = run_checkpoints(cfg)
+    check_start(best_path, last_path, resume, overwrite)  # before anything is written
+    resume_state = _resume_state(last_path, phase, cfg) if resume else None
+    identities = dict(resume_state.get("identities") or {}) if resume_state else {}
+    identities = identities or {k: path_identity(k, cfg[k]) for k in PATH_KEYS}
 
     dist = _Dist(str(cfg["device"]))
     threads = cfg["num_threads"] or max(1, (os.cpu_count() or 1) // max(1, dist.local_world))
@@ -626,8 +880,6 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
     writer = None
     try:
         ctx = _Context(cfg, dist, logger)
-        if resume and not last_path.is_file():
-            raise TrainingError(f"--resume: no checkpoint to resume from at {last_path}")
         # data first: a missing split fails before any training
         train_seqs = load_split(data_root, train_split, ego=bool(cfg["ego_aware"]))
         val_seqs = load_split(data_root, val_split, ego=bool(cfg["ego_aware"]))
@@ -644,12 +896,8 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
         seed_everything(int(cfg["seed"]))
         model = _build_model(cfg)
         start_source = None
-        resume_state: dict[str, Any] | None = None
+        earlier = (best_path, last_path) if overwrite and dist.main else ()
         if resume:
-            contents = read_checkpoint(last_path)
-            resume_state = dict(contents.meta.get("extra") or {})
-            if resume_state.get("phase") != phase or "optimizer" not in resume_state:
-                raise CheckpointError(f"{last_path}: not a phase-{phase} last checkpoint (cannot resume)")
             load_checkpoint(last_path, model)
             start_source = f"resumed from {last_path}"
         elif phase == 1:
@@ -658,6 +906,7 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
                                 reset_box_outputs_on_coder_change=True)
                 start_source = f"init_checkpoint {cfg['init_checkpoint']}" + _reset_note(model)
             else:
+                _discard_earlier_run(earlier, logger)  # before the minutes of phase 0
                 start_source = "phase 0: " + _pretrain(model.to(ctx.device), cfg, ctx, data_root, train_split, out)
         else:
             p1 = Path(resolve_checkpoint(cfg["phase1_checkpoint"])) if cfg["phase1_checkpoint"] else \
@@ -667,6 +916,7 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
                                       f"phase1_checkpoint)")
             load_checkpoint(p1, model, reset_box_outputs_on_coder_change=True)
             start_source = f"phase 1 checkpoint {p1}" + _reset_note(model)
+        _discard_earlier_run(earlier, logger)  # after the start weights were read (they may lie beside them)
         model.to(ctx.device).train()
 
         groups = _param_groups(model, cfg)
@@ -693,13 +943,12 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
             start_epoch = int(resume_state["epoch"])
             best, best_epoch = float(resume_state["best_val_loss"]), int(resume_state["best_epoch"])
             bad, history = int(resume_state["bad_epochs"]), list(resume_state.get("history", []))
-            stopped = bool(resume_state.get("early_stopped", False))
+            stopped = bad >= int(cfg["patience"])  # the checkpoint's early stop, or a later one with a new patience
             ctx.global_step = int(resume_state.get("global_step", 0))
             set_rng_states(resume_state["rng"])
-            changed = {k: (resume_state["config"].get(k), cfg[k]) for k in cfg
-                       if resume_state.get("config", {}).get(k) != cfg[k]}
+            changed = resume_changes(dict(resume_state.get("config") or {}), cfg)
             if changed:
-                logger.info("resume: config differs from the checkpoint's in %s", changed)
+                logger.info("resume: applying changed settings %s", changed)
 
         encoder_before = {n: p.detach().clone() for n, p in model.named_parameters() if n.startswith("encoder.")} \
             if phase == 1 else None
@@ -756,7 +1005,8 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
                 save_checkpoint(last_path, model, phase=phase, epoch=epoch, best_val_loss=best,
                                 best_epoch=best_epoch, bad_epochs=bad, early_stopped=reason == "early_stopped",
                                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                                global_step=ctx.global_step, rng=rng_states(), config=cfg, history=history)
+                                global_step=ctx.global_step, rng=rng_states(), config=cfg, history=history,
+                                identities=identities)
                 writer.add_scalar("loss/train", train_loss, epoch)
                 writer.add_scalar("loss/val", val_loss, epoch)
                 for name, lr in lrs.items():
@@ -792,13 +1042,41 @@ def train_main(config_path: str | os.PathLike | None, data: str | os.PathLike | 
 def train_command(args: argparse.Namespace) -> int:
     """The ``train`` subcommand (argument parsing lives in ``trackssm_lib.cli``)."""
     try:
-        summary = train_main(args.config, data=args.data, overrides=args.overrides, resume=args.resume)
+        summary = train_main(args.config, data=args.data, overrides=args.overrides, resume=args.resume,
+                             overwrite=getattr(args, "overwrite", False))
     except TrainingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: v for k, v in summary.items() if k != "history"}))
     return 0
+
+
+def command_line(args: argparse.Namespace, resume: bool, overwrite: bool = False) -> str:
+    """The ``train`` command of ``args`` (same --config, --data and --set items, in order) with ``--resume`` or
+    ``--overwrite`` as asked, quoted for a POSIX shell."""
+    parts = ["python", "-m", "trackssm_lib", "train", "--config", str(args.config)]
+    if args.data is not None:
+        parts += ["--data", str(args.data)]
+    if args.overrides:
+        parts += ["--set", *args.overrides]
+    parts += ["--resume"] if resume else (["--overwrite"] if overwrite else [])
+    return shlex.join(parts)
+
+
+def interrupted_message(args: argparse.Namespace) -> str:
+    """What ``train`` prints on Ctrl-C: the kept checkpoint of the last finished epoch and the exact command that
+    continues the run (``--resume``), or, when no epoch finished, the command that starts it again."""
+    try:
+        cfg = load_config(args.config, args.overrides)
+        _, last = run_checkpoints(cfg)
+    except (OSError, ValueError):
+        last = None
+    if last is not None and last.is_file():
+        return (f"interrupted: the checkpoint of the last finished epoch is kept ({last}); continue the run with\n"
+                f"  {command_line(args, resume=True)}")
+    return ("interrupted before an epoch finished: no checkpoint to resume from; start again with\n"
+            f"  {command_line(args, resume=False, overwrite=bool(getattr(args, 'overwrite', False)))}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -374,7 +374,7 @@ def stage_weights(out: Path, stage: Mapping[str, Any]) -> Path:
 
 def _train_stage(recipe: Mapping[str, Any], stage: Mapping[str, Any], out: Path, export: Path, seed: int,
                  log: logging.Logger) -> dict[str, Any]:
-    from trackssm_lib.training import pretrain_main, train_main
+    from trackssm_lib.training import ResumeConflictError, pretrain_main, train_main
 
     settings = _stage_settings(recipe, stage, seed)
     folder = out / "stages" / stage["name"]
@@ -397,7 +397,12 @@ def _train_stage(recipe: Mapping[str, Any], stage: Mapping[str, Any], out: Path,
         resume = last.is_file()
         log.info("stage %s: phase %d from %s%s", stage["name"], stage["phase"], start,
                  " (resumed)" if resume else "")
-        summary = train_main(config, export, overrides, resume=resume)
+        try:  # no last checkpoint: nothing of this unfinished stage to keep, so a new run replaces what is there
+            summary = train_main(config, export, overrides, resume=resume, overwrite=not resume)
+        except ResumeConflictError as err:
+            raise ZooError(f"stage {stage['name']}: its interrupted run in {folder} cannot resume with the recipe's "
+                           f"settings now ({err}); use another --out, or delete {folder} to train the stage "
+                           f"again") from err
         minutes = sum(h["seconds"] for h in summary.pop("history")) / 60  # every epoch, resumed runs' too
     record = _finish_stage(folder, settings, minutes=minutes, summary=summary, weights=str(stage_weights(out, stage)))
     log.info("stage %s: done in %.1f min", stage["name"], minutes)

@@ -11,7 +11,10 @@ last release that works with numpy < 2). It is imported only when such a tracker
   pedestrian's identity; the lost-track buffers scale with the frame rate as BoxMOT does for 30 Hz defaults.
 
 BoxMOT's ``update(dets (N, 6), img)`` returns rows ``x1, y1, x2, y2, id, conf, cls, det_ind``, the column order of
-:data:`trackssm_lib.trackers.association.TRACK_COLUMNS`.
+:data:`trackssm_lib.trackers.association.TRACK_COLUMNS`. With ``per_class=True`` BoxMOT 19 may give tracks of two
+classes the same id; the adapter numbers each (BoxMOT id, class) pair as its own track (1, 2, ... in order of first
+output), so a result file never has an id that changes class (the evaluation refuses one). The classes are scored
+separately, so the metrics are the same either way.
 """
 from __future__ import annotations
 
@@ -88,10 +91,14 @@ class BoxMOTTracker:
             self.tracker = cls(**{k: v for k, v in wanted.items() if accepts_any or k in params})
         self.name = key
         self._img = np.zeros((int(image_size[1]), int(image_size[0]), 3), dtype=np.uint8)
+        self._ids: dict[tuple[int, int], int] = {}  # (BoxMOT id, class) -> this adapter's track id
 
     def update(self, dets: np.ndarray) -> np.ndarray:
         dets = np.asarray(dets, dtype=np.float32).reshape(-1, 6)
         out = np.asarray(self.tracker.update(dets, self._img), dtype=np.float64)
         if out.size == 0:
             return np.zeros((0, 8))
-        return out.reshape(len(out), -1)[:, :8]
+        out = out.reshape(len(out), -1)[:, :8].copy()
+        pairs = zip(out[:, 4].astype(np.int64).tolist(), out[:, 6].astype(np.int64).tolist())
+        out[:, 4] = [self._ids.setdefault(pair, len(self._ids) + 1) for pair in pairs]
+        return out
