@@ -3,6 +3,7 @@ parameters on a tiny synthetic export, plus unit tests of the next-box error, Te
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -241,6 +242,14 @@ def test_train_or_reuse_and_scalars(tiny_export, tmp_path):
     scalars = read_scalars(third["tensorboard"])
     assert list(scalars["loss/val"]["step"]) == [1, 2]
     assert np.isfinite(scalars["loss/train"]["value"]).all()
+    moved = tmp_path.parent / f"{tmp_path.name}-moved"  # the training folder moved (a moved checkout)
+    shutil.copytree(tmp_path, moved)
+    again = train_or_reuse(PHASE1, tiny_export, FAST + [f"output_dir={moved}", "stop_after_epoch=1", "epochs=2"],
+                           log=None)
+    assert again["action"] == "reused" and again["best_val_loss"] == second["best_val_loss"]
+    for key in ("best_checkpoint", "last_checkpoint", "tensorboard", "log_file"):
+        assert Path(again[key]).is_relative_to(moved) and Path(again[key]).exists(), key
+    assert list(read_scalars(again["tensorboard"])["loss/val"]["step"]) == [1, 2]
     changed = train_or_reuse(PHASE1, tiny_export, overrides + ["lr=2.0e-4"], log=None)  # other config: retrain
     assert changed["action"] == "trained"
     assert list(read_scalars(changed["tensorboard"])["loss/val"]["step"]) == [1]

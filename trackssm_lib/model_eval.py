@@ -118,6 +118,23 @@ def _fingerprint(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {"config": _jsonable(config), "start_sha256": _sha256(start)}
 
 
+def relocated_summary(summary: Mapping[str, Any], root: Path) -> dict[str, Any]:
+    """A recorded training summary with its paths inside the run's folder re-anchored at ``root``: the folder (or
+    the checkout holding it) was moved or copied since, and the summary must name the files where they are now.
+    The recorded folder is the one above ``weights/<phase>/`` of its ``best_checkpoint``."""
+    old = Path(summary["best_checkpoint"]).parents[2]
+    root = Path(root)
+    if old == root:
+        return dict(summary)
+
+    def moved(value: Any) -> Any:
+        if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_relative_to(old):
+            return str(root / Path(value).relative_to(old))
+        return value
+
+    return {k: moved(v) for k, v in summary.items()}
+
+
 def train_or_reuse(config_path: str | os.PathLike, data: str | os.PathLike, overrides: Sequence[str] = (),
                    log: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Train (``train_main``), resume a stopped run of the same training, or reuse a finished one.
@@ -142,7 +159,7 @@ def train_or_reuse(config_path: str | os.PathLike, data: str | os.PathLike, over
     if same and marker.get("status") == "finished" and paths["best"].is_file() and marker.get("summary"):
         say(f"reusing finished phase-{cfg['phase']} training in {paths['root']} (best checkpoint "
             f"{paths['best']}; same configuration and starting weights)")
-        return {**marker["summary"], "action": "reused"}
+        return {**relocated_summary(marker["summary"], paths["root"]), "action": "reused"}
     resume = same and paths["last"].is_file()
     if resume:
         say(f"resuming phase-{cfg['phase']} training from {paths['last']}")
