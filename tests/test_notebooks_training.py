@@ -250,6 +250,7 @@ def test_train_or_reuse_and_scalars(tiny_export, tmp_path):
     for key in ("best_checkpoint", "last_checkpoint", "tensorboard", "log_file"):
         assert Path(again[key]).is_relative_to(moved) and Path(again[key]).exists(), key
     assert list(read_scalars(again["tensorboard"])["loss/val"]["step"]) == [1, 2]
+    assert f"{tmp_path}/" not in repr(again), "no path of the old folder is left"
     changed = train_or_reuse(PHASE1, tiny_export, overrides + ["lr=2.0e-4"], log=None)  # other config: retrain
     assert changed["action"] == "trained"
     assert list(read_scalars(changed["tensorboard"])["loss/val"]["step"]) == [1]

@@ -119,18 +119,19 @@ def _fingerprint(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def relocated_summary(summary: Mapping[str, Any], root: Path) -> dict[str, Any]:
-    """A recorded training summary with its paths inside the run's folder re-anchored at ``root``: the folder (or
-    the checkout holding it) was moved or copied since, and the summary must name the files where they are now.
+    """A recorded training summary with its paths inside the run's folder (whole values, or inside a sentence such as
+    ``start``) re-anchored at ``root``: the folder (or the checkout holding it) was moved or copied since, and the
+    summary must name the files where they are now.
     The recorded folder is the one above ``weights/<phase>/`` of its ``best_checkpoint``."""
     old = Path(summary["best_checkpoint"]).parents[2]
     root = Path(root)
     if old == root:
         return dict(summary)
 
-    def moved(value: Any) -> Any:
-        if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_relative_to(old):
-            return str(root / Path(value).relative_to(old))
-        return value
+    def moved(value: Any) -> Any:  # a path, or a sentence naming one ("phase 1 checkpoint <path>")
+        if not isinstance(value, str):
+            return value
+        return str(root) if value == str(old) else value.replace(f"{old}{os.sep}", f"{root}{os.sep}")
 
     return {k: moved(v) for k, v in summary.items()}
 
