@@ -144,8 +144,8 @@ def test_run_report_tiny(tiny_root, tmp_path):
     run = json.loads((tmp_path / "out" / "report_run.json").read_text())
     assert run["synthetic"] is True and run["dataroot"] == str(tiny_root)
     # the book reads as a report: no machine path, no cut tables, no traceback on any page
-    for page in sorted((book / "_build" / "html").rglob("*.html")):
-        html = page.read_text()
+    for page in sorted((book / "_build" / "html").rglob("*.html")) + sorted((book / "_build").rglob("*.ipynb")):
+        html = page.read_text()  # the pages, and the executed notebooks the book offers for download
         for bad in (str(PROJECT_ROOT), str(tmp_path), "Traceback", " rows × ", " columns]"):
             assert bad not in html, (page.name, bad)
 

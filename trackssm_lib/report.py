@@ -379,7 +379,8 @@ def _log(msg: str) -> None:
 
 def publishable(notebook: Path, folders: Sequence[Path] = ()) -> None:
     """Make an executed chapter fit for the book, in place: papermill's injected parameters hidden like the chapter's
-    own (viewable on demand), and no absolute path of this machine in any cell or output: paths inside the project
+    own (viewable on demand), and no absolute path of this machine in any cell, output or the notebook's metadata
+    (the book offers the notebook for download): paths inside the project
     are shown relative to its root, ``folders`` outside it (the dataroot, the output folder) as ``.../<name>``, the
     home folder as ``~``."""
     import nbformat
@@ -400,9 +401,12 @@ def publishable(notebook: Path, folders: Sequence[Path] = ()) -> None:
             return scrub(value)
         if isinstance(value, list):
             return [scrub_any(v) for v in value]
+        if isinstance(value, dict):
+            return {k: scrub_any(v) for k, v in value.items()}
         return value
 
     nb = nbformat.read(str(notebook), as_version=4)
+    nb.metadata = nbformat.from_dict(scrub_any(nb.metadata))  # papermill's input/output paths and parameters
     for cell in nb.cells:
         cell.source = scrub(cell.source)
         tags = cell.metadata.setdefault("tags", [])
@@ -594,7 +598,7 @@ def run_report(profile: str | Path, dataroot: str | None = None, version: str | 
                 os.replace(tmp, failed)
             raise ReportError(f"notebook {name} failed in cell {err.exec_count}: {err.ename}: {err.evalue} "
                               f"(executed copy with the traceback: {failed})") from err
-        publishable(tmp, [Path(ds["dataroot"]), out_dir, Path(prof["_path"])])
+        publishable(tmp, [Path(ds["dataroot"]), out_dir, Path(prof["_path"]), chapters.parent, src.parent])
         os.replace(tmp, dst)
         (chapters / f"{name}.failed.ipynb").unlink(missing_ok=True)
         timings[name] = time.perf_counter() - t0
